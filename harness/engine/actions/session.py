@@ -1,0 +1,319 @@
+"""The inbound session action: the harness is the SMTP client, the target the server.
+
+Steps are data (see scenarios/README.md). Each is a one-key mapping or a bare word:
+
+    - ehlo: client.test            # or helo
+    - mail: {from: a@client.test, params: {PRDR: null}}   # or {raw: "FROM:<a@x> PRDR=1"}
+    - rcpt: accept                 # a recipient role, or {role: …, params: …} or {to: addr}
+    - data: {body: "…"}            # DATA, the body, then every reply to the end of data
+    - bdat: {body: "…"}            # BDAT n LAST (RFC 3030), then every reply to it
+    - send: "raw\\r\\n"            # raw bytes (escapes allowed); `read: N` reads N replies
+    - rset / noop / quit
+
+The target's replies are never trusted: a garbage reply, a time-out or a close is recorded on the
+step and in the session, and the session stops; checks then judge what was recorded.
+"""
+
+from __future__ import annotations
+
+import codecs
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jsonschema
+
+from ...smtp.client import ConnectionClosed, ReplyTimeout, SMTPClient
+from ...smtp.codec import SMTPProtocolError, dot_stuff
+from ...smtp.esmtp import format_path_args, parse_ehlo
+from ...smtp.transcript import Transcript
+from ..observations import RcptRecord, SessionRecord, StepRecord
+
+DEFAULT_BODY = "Subject: mtaconform test\r\nFrom: <sender@client.test>\r\n\r\nTest message.\r\n"
+DEFAULT_SENDER = "sender@client.test"
+SETTLE_S = 0.2  # quiet time after the last expected reply, to catch extra replies
+
+_params = {"type": "object", "additionalProperties": {"type": ["string", "null", "integer"]}}
+STEP_SCHEMAS: dict[str, Any] = {
+    "ehlo": {"type": "string"},
+    "helo": {"type": "string"},
+    "mail": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "from": {"type": "string"},
+            "params": _params,
+            "raw": {"type": "string"},
+            "pad_line_to": {"type": "integer", "minimum": 16, "maximum": 100000},
+        },
+    },
+    "rcpt": {
+        "oneOf": [
+            {"type": "string"},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"role": {"type": "string"}, "to": {"type": "string"},
+                               "params": _params, "raw": {"type": "string"}},
+            },
+        ]
+    },
+    "data": {
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "properties": {"body": {"type": "string"}},
+    },
+    "bdat": {
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "properties": {"body": {"type": "string"}},
+    },
+    "send": {"type": "string"},
+    "read": {"type": "integer", "minimum": 1, "maximum": 100},
+    "rset": {"type": "null"},
+    "noop": {"type": "null"},
+    "quit": {"type": "null"},
+}
+
+
+def validate_steps(steps: Any) -> tuple[list[Any], str] | None:
+    if not isinstance(steps, list):
+        return [], "session is a list of steps"
+    for i, step in enumerate(steps):
+        if isinstance(step, str):
+            step = {step: None}
+        if not isinstance(step, dict) or len(step) != 1:
+            return [i], "each step is one word (quit) or a one-key mapping (ehlo: client.test)"
+        (kind, arg), = step.items()
+        if kind not in STEP_SCHEMAS:
+            return [i], f"unknown step {kind!r} (known: {', '.join(STEP_SCHEMAS)})"
+        errors = list(jsonschema.Draft202012Validator(STEP_SCHEMAS[kind]).iter_errors(arg))
+        if errors:
+            return [i, kind, *errors[0].absolute_path], f"{kind}: {errors[0].message}"
+        if kind == "rcpt" and isinstance(arg, dict) and not ({"role", "to", "raw"} & set(arg)):
+            return [i, kind], "rcpt needs role, to or raw"
+    return None
+
+
+def unescape(text: str) -> bytes:
+    """Scenario strings may carry \\r, \\n, \\x00 escapes for raw bytes."""
+    return codecs.escape_decode(text.encode("utf-8"))[0]  # type: ignore[no-any-return]
+
+
+MAX_PATH = 256  # RFC 5321 §4.5.3.1.3, angle brackets included
+
+
+def padded_mail_args(sender: str, line_len: int, params: dict[str, str | None]) -> str:
+    """MAIL arguments whose command line (CRLF included, PARAMS excluded) is LINE_LEN octets.
+
+    A legal path alone cannot reach RFC 5321's 512-octet line limit (§4.5.3.1.4), so the sender's
+    domain is padded up to the 256-octet path limit and the rest is an ENVID parameter
+    (RFC 3461 §4.4) of whatever length is needed.
+    """
+    local, _, domain = sender.partition("@")
+    room = MAX_PATH - len(f"<{local}@{domain}>")
+    labels: list[str] = []
+    while room > 1:
+        take = min(63, room - 1)
+        labels.append("p" * take)
+        room -= take + 1
+    path_domain = ".".join([*labels, domain])
+    base = f"FROM:<{local}@{path_domain}>"
+    fill = line_len - len(f"MAIL {base} ENVID=\r\n")
+    extra = {"ENVID": "e" * fill} if fill > 0 else {}
+    return format_path_args("FROM", f"{local}@{path_domain}", {**extra, **params})
+
+
+class SessionRunner:
+    """Plays one list of steps over one connection and fills a SessionRecord."""
+
+    def __init__(self, connect: Callable[[], socket.socket], recipient: Callable[[str, int], str | None],
+                 *, reply_timeout: float = 10.0, label: str = "session") -> None:
+        self.connect = connect
+        self.recipient = recipient
+        self.reply_timeout = reply_timeout
+        self.label = label
+        self._role_counts: dict[str, int] = {}
+
+    def run(self, steps: list[Any]) -> SessionRecord:
+        record = SessionRecord(Transcript(self.label))
+        try:
+            sock = self.connect()
+        except OSError as exc:
+            record.errors.append(f"connect failed: {exc}")
+            record.transcript.note(f"connect failed: {exc}")
+            return record
+        client = SMTPClient(sock, record.transcript, reply_timeout=self.reply_timeout)
+        try:
+            if not self._banner(client, record):
+                return record
+            for step in steps:
+                if isinstance(step, str):
+                    step = {step: None}
+                (kind, arg), = step.items()
+                if not self._step(client, record, kind, arg):
+                    break
+        finally:
+            record.closed_by_peer = client.closed_by_peer
+            client.close()
+        return record
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _read(self, client: SMTPClient, record: SessionRecord, step: StepRecord,
+              timeout: float | None = None) -> bool:
+        try:
+            step.replies.append(client.read_reply(timeout))
+            return True
+        except SMTPProtocolError as exc:
+            step.error = f"malformed reply: {exc}"
+        except ReplyTimeout as exc:
+            step.error = f"time-out: {exc}"
+        except ConnectionClosed as exc:
+            step.error = f"closed: {exc}"
+        record.errors.append(f"{step.kind}: {step.error}")
+        record.transcript.note(f"{step.kind}: {step.error}")
+        return False
+
+    def _banner(self, client: SMTPClient, record: SessionRecord) -> bool:
+        step = StepRecord("banner", b"")
+        record.steps.append(step)
+        ok = self._read(client, record, step)
+        if ok:
+            record.banner = step.replies[0]
+        return ok
+
+    def _send_line(self, client: SMTPClient, record: SessionRecord, kind: str, line: bytes) -> StepRecord | None:
+        step = StepRecord(kind, line)
+        record.steps.append(step)
+        try:
+            client.send(line)
+        except ConnectionClosed as exc:
+            step.error = f"closed: {exc}"
+            record.errors.append(f"{kind}: {step.error}")
+            return None
+        return step
+
+    def _step(self, client: SMTPClient, record: SessionRecord, kind: str, arg: Any) -> bool:
+        handler = getattr(self, f"_do_{kind}")
+        return bool(handler(client, record, arg))
+
+    def _simple(self, client: SMTPClient, record: SessionRecord, kind: str, line: str) -> StepRecord | None:
+        step = self._send_line(client, record, kind, line.encode("utf-8", "surrogateescape") + b"\r\n")
+        if step is None or not self._read(client, record, step):
+            return None
+        return step
+
+    def _do_ehlo(self, client: SMTPClient, record: SessionRecord, arg: str) -> bool:
+        step = self._simple(client, record, "ehlo", f"EHLO {arg}")
+        if step is None:
+            return False
+        record.ehlo_reply = step.replies[0]
+        if record.ehlo_reply.is_positive:
+            try:
+                record.ehlo = parse_ehlo(record.ehlo_reply)
+            except SMTPProtocolError as exc:
+                record.errors.append(f"ehlo: malformed EHLO reply: {exc}")
+        return True
+
+    def _do_helo(self, client: SMTPClient, record: SessionRecord, arg: str) -> bool:
+        record.used_helo = True
+        return self._simple(client, record, "helo", f"HELO {arg}") is not None
+
+    def _do_mail(self, client: SMTPClient, record: SessionRecord, arg: Mapping[str, Any]) -> bool:
+        if "raw" in arg:
+            args = arg["raw"]
+            record.mail_params = {}
+            for tok in args.split()[1:]:
+                key, _, value = tok.partition("=")
+                record.mail_params[key.upper()] = value if "=" in tok else None
+        else:
+            params = {k.upper(): (None if v is None else str(v)) for k, v in (arg.get("params") or {}).items()}
+            sender = arg.get("from", DEFAULT_SENDER)
+            if "pad_line_to" in arg:
+                args = padded_mail_args(sender, arg["pad_line_to"], params)
+            else:
+                args = format_path_args("FROM", sender, params)
+            record.mail_params = params
+        step = self._simple(client, record, "mail", f"MAIL {args}")
+        if step is None:
+            return False
+        record.mail_reply = step.replies[0]
+        return True
+
+    def _do_rcpt(self, client: SMTPClient, record: SessionRecord, arg: Any) -> bool:
+        if isinstance(arg, str):
+            arg = {"role": arg}
+        role = arg.get("role")
+        params = {k.upper(): (None if v is None else str(v)) for k, v in (arg.get("params") or {}).items()}
+        if "raw" in arg:
+            line, address = f"RCPT {arg['raw']}", arg["raw"]
+        else:
+            if role:
+                n = self._role_counts[role] = self._role_counts.get(role, 0) + 1
+                address = self.recipient(role, n)
+                if address is None:
+                    raise LookupError(f"the target has no recipient for role {role!r}")
+            else:
+                address = arg["to"]
+            line = f"RCPT {format_path_args('TO', address, params)}"
+        step = self._simple(client, record, "rcpt", line)
+        rec = RcptRecord(len(record.rcpts) + 1, address, role, params,
+                         step.replies[0] if step else None)
+        record.rcpts.append(rec)
+        return step is not None
+
+    def _end_of_data(self, client: SMTPClient, record: SessionRecord, step: StepRecord) -> bool:
+        """Read every reply to the end of data: one, or a PRDR block, then any extras."""
+        if not self._read(client, record, step):
+            return False
+        first = step.replies[-1]
+        expected = 1
+        # draft-hall-prdr-00 §4.5: 353, one reply per accepted recipient, then the final reply.
+        if first.code == 353 and record.prdr_requested:
+            expected = 1 + len(record.accepted_rcpts) + 1
+            while len(step.replies) < expected:
+                if not self._read(client, record, step):
+                    break
+        step.replies.extend(client.drain(SETTLE_S))
+        record.end_replies = list(step.replies)
+        record.end_replies_expected = expected
+        return step.error is None
+
+    def _do_data(self, client: SMTPClient, record: SessionRecord, arg: Mapping[str, Any] | None) -> bool:
+        body = unescape((arg or {}).get("body", DEFAULT_BODY))
+        step = self._simple(client, record, "data", "DATA")
+        if step is None:
+            return False
+        record.data_reply = step.replies[0]
+        if record.data_reply.code != 354:
+            return True
+        end = self._send_line(client, record, "data-end", dot_stuff(body))
+        return end is not None and self._end_of_data(client, record, end)
+
+    def _do_bdat(self, client: SMTPClient, record: SessionRecord, arg: Mapping[str, Any] | None) -> bool:
+        body = unescape((arg or {}).get("body", DEFAULT_BODY))
+        step = self._send_line(client, record, "bdat", f"BDAT {len(body)} LAST\r\n".encode() + body)
+        return step is not None and self._end_of_data(client, record, step)
+
+    def _do_send(self, client: SMTPClient, record: SessionRecord, arg: str) -> bool:
+        return self._send_line(client, record, "send", unescape(arg)) is not None
+
+    def _do_read(self, client: SMTPClient, record: SessionRecord, arg: int) -> bool:
+        step = StepRecord("read", b"")
+        record.steps.append(step)
+        return all(self._read(client, record, step) for _ in range(arg))
+
+    def _do_rset(self, client: SMTPClient, record: SessionRecord, arg: None) -> bool:
+        return self._simple(client, record, "rset", "RSET") is not None
+
+    def _do_noop(self, client: SMTPClient, record: SessionRecord, arg: None) -> bool:
+        return self._simple(client, record, "noop", "NOOP") is not None
+
+    def _do_quit(self, client: SMTPClient, record: SessionRecord, arg: None) -> bool:
+        step = StepRecord("quit", b"QUIT\r\n")
+        record.steps.append(step)
+        reply = client.quit()
+        if reply is not None:
+            step.replies.append(reply)
+        return False

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install what is missing, then run the project's own tests: unit, property, and integration
+# tests against a real Exim in lab namespaces (two workers, each with its own lab).
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/setup.sh
+exec .venv/bin/pytest -n 2 "$@"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install everything mtaconform needs on Debian 12, idempotently. Run as root.
+#   - system packages (apt-get): Exim, iproute2, openssl, Python's venv
+#   - the Python package and its dependencies into .venv/ at the repository root
+# Quiet when there is nothing to do; every step says what it does otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (apt-get, network namespaces)" >&2
+  exit 2
+fi
+
+APT_PACKAGES=(exim4-daemon-heavy iproute2 dnsutils openssl ca-certificates python3 python3-venv python3-pip procps)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  # The lab runs its own Exim in a namespace: don't let the package start a system daemon.
+  added_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    added_policy=1
+  fi
+  trap '[ -n "$added_policy" ] && rm -f /usr/sbin/policy-rc.d' EXIT
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+# Reinstall only when the dependencies changed.
+stamp=".venv/.mtaconform-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -e "$stamp" ] || [ ! -x .venv/bin/mtaconform ]; then
+  echo "setup: installing Python dependencies into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+  rm -f .venv/.mtaconform-*
+  touch "$stamp"
+fi
