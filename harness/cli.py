@@ -201,6 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mtaconform: interrupted; the lab was removed", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # our own bug: show it whole, exit 3 (the lab was removed on the way out)
+        import traceback
+
+        traceback.print_exc()
+        print("mtaconform: internal error (a bug in mtaconform, not in the target)", file=sys.stderr)
+        return EXIT_HARNESS
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
+import time
 import queue as queue_mod
 from collections.abc import Callable, Mapping, Sequence
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,20 @@ from .scenario import Scenario
 
 
 def partition(scenarios: Sequence[Scenario], workers: int) -> list[list[Scenario]]:
-    """Whole knob groups per worker (a target restart stays with its group), balanced by size."""
-    groups = [list(g) for _, g in groupby(sorted(scenarios, key=lambda s: (s.knob_key(), s.id)),
-                                          key=lambda s: s.knob_key())]
-    groups.sort(key=len, reverse=True)
-    bins: list[list[Scenario]] = [[] for _ in range(workers)]
-    for g in groups:
-        min(bins, key=len).extend(g)
-    return [b for b in bins if b]
+    """Contiguous runs of the knob-sorted scenarios, one per worker.
+
+    Sorting by knobs first keeps each worker's restarts as few as in a single run, plus at most
+    one where a knob group is split between two workers; slow scenarios are spread first.
+    """
+    ordered = sorted(scenarios, key=lambda s: (s.knob_key(), s.id))
+    workers = max(1, min(workers, len(ordered)))
+    size, extra = divmod(len(ordered), workers)
+    parts, start = [], 0
+    for i in range(workers):
+        end = start + size + (1 if i < extra else 0)
+        parts.append(ordered[start:end])
+        start = end
+    return [p for p in parts if p]
 
 
 def _worker(index: int, scenarios: list[Scenario], targets: list[TargetSpec], out_dir: Path,
@@ -37,7 +45,7 @@ def _worker(index: int, scenarios: list[Scenario], targets: list[TargetSpec], ou
         events.put(("start", sc.id, target))
 
     def finished(res: ScenarioResult) -> None:
-        events.put(("result", res))
+        events.put(("result", res, None))
 
     try:
         options = RunOptions(out_dir=out_dir, slow=slow, workdir=out_dir / "work" / f"w{index}",
@@ -97,9 +105,23 @@ def run_parallel(scenarios: Sequence[Scenario], targets: Sequence[TargetSpec], c
                 pending -= 1
     except KeyboardInterrupt:
         interrupted = True  # the workers got the same SIGINT and are cleaning up their labs
-    for p in procs:
-        p.join(30)
+    finally:
+        _stop_workers(procs)
     return merge(results, interrupted, crashes)
+
+
+def _stop_workers(procs: list[Any]) -> None:
+    """Let workers finish cleaning up their labs; interrupt, then kill, any that linger."""
+    deadline = time.monotonic() + 30
+    for p in procs:
+        p.join(max(0.1, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGINT)  # a worker removes its lab on KeyboardInterrupt
+            p.join(10)
+        if p.is_alive():
+            p.kill()
+            p.join(5)
 
 
 def merge(results: list[RunResult], interrupted: bool, crashes: list[str]) -> RunResult:

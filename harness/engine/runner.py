@@ -270,7 +270,7 @@ class Runner:
             return
         for chk in sc.checks:
             res.checks.append(self._run_check(sc, chk, obs))
-        res.outcome = worst([c.outcome for c in res.checks])
+        res.outcome = scenario_outcome([c.outcome for c in res.checks])
 
     def _run_check(self, sc: Scenario, spec: Any, obs: Observations) -> CheckResult:
         req = self.catalogue[spec.requirement]
@@ -299,6 +299,17 @@ class Runner:
             name = "".join(c if c.isalnum() else "-" for c in ev.label).strip("-") + ".txt"
             (folder / name).write_text(evidence_text(ev))
         res.artifacts = sorted(str(p.relative_to(self.options.out_dir)) for p in folder.iterdir())
+
+
+def scenario_outcome(outcomes: list[Outcome]) -> Outcome:
+    """Errors and failures dominate; otherwise a check that passed makes the scenario pass even
+    if other checks were skipped (their reasons stay in the report); all skipped → the worst skip."""
+    decisive = [o for o in outcomes if o in (Outcome.ERROR, Outcome.FAIL)]
+    if decisive:
+        return worst(decisive)
+    if Outcome.PASS in outcomes:
+        return Outcome.PASS
+    return worst(outcomes)
 
 
 def evidence_text(ev: Evidence) -> str:

@@ -77,14 +77,17 @@ class SMTPClient:
         self.send(line + b"\r\n")
         return self.read_reply(timeout)
 
-    def drain(self, settle: float) -> list[Reply]:
-        """Replies that arrive within SETTLE seconds of quiet: unsolicited or extra lines."""
+    def drain(self, settle: float) -> tuple[list[Reply], str | None]:
+        """Replies that arrive within SETTLE seconds of quiet (unsolicited or extra lines), and
+        the protocol error that ended the drain, if garbage arrived instead."""
         extra: list[Reply] = []
         while True:
             try:
                 extra.append(self.read_reply(settle))
             except (ReplyTimeout, ConnectionClosed):
-                return extra
+                return extra, None
+            except SMTPProtocolError as exc:
+                return extra, f"malformed reply: {exc}"
 
     def quit(self) -> Reply | None:
         """QUIT, then half-close so the server need not wait (Exim: 200 ms otherwise)."""

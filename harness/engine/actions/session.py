@@ -275,7 +275,12 @@ class SessionRunner:
             while len(step.replies) < expected:
                 if not self._read(client, record, step):
                     break
-        step.replies.extend(client.drain(SETTLE_S))
+        if step.error is None:
+            extra, error = client.drain(SETTLE_S)
+            step.replies.extend(extra)
+            if error:
+                step.error = error
+                record.errors.append(f"{step.kind}: {error}")
         record.end_replies = list(step.replies)
         record.end_replies_expected = expected
         return step.error is None

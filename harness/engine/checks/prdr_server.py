@@ -10,7 +10,7 @@ from typing import Any
 from ...smtp.codec import ESC_RE, Reply
 from ..observations import Observations, RcptRecord, SessionRecord
 from .base import Verdict, check, failed, passed, skipped
-from .smtp_server import raw_evidence, session_or_skip, show, shows
+from .smtp_server import late_replies, no_end_reply, raw_evidence, session_or_skip, show, shows
 
 # The class a per-recipient reply must have for each recipient role of the target spec.
 ROLE_CLASS = {"accept": 2, "reject_data": 5, "defer_data": 4, "full_data": 4}
@@ -38,19 +38,24 @@ def prdr_view(obs: Observations) -> PRDRView | Verdict:
         return failed("the session did not request PRDR (MAIL … PRDR was refused)",
                       actual=show(s.mail_reply))
     if not s.end_replies:
-        return failed("no reply to the end of data", actual="; ".join(s.errors) or "(none)")
-    intro = s.end_replies[0]
+        return no_end_reply(s)
+    replies = s.end_replies + late_replies(s)
+    intro = replies[0]
     if intro.code != 353:
+        if len(replies) > 1:
+            return failed(f"{len(replies)} replies to the end of data without the 353 line",
+                          expected="353, the per-recipient replies, the final reply (§4.5.1)",
+                          actual=shows(replies), evidence=[raw_evidence("replies after the end of data", replies)])
         # §4.4: the single-reply model is the server's choice; nothing per recipient to judge.
         return skipped(f"the target used the single-reply model ({intro.code}), allowed by §4.4",
                        actual=show(intro))
     accepted = s.accepted_rcpts
-    rest = s.end_replies[1:]
+    rest = replies[1:]
     per = list(zip(accepted, rest[: len(accepted)]))
     missing = max(0, len(accepted) - len(rest))
     final = rest[len(accepted)] if len(rest) > len(accepted) else None
     extras = rest[len(accepted) + 1:]
-    return PRDRView(intro, per, final, extras, missing, list(s.end_replies))
+    return PRDRView(intro, per, final, extras, missing, replies)
 
 
 def _evidence(view: PRDRView) -> list[Any]:
@@ -63,10 +68,10 @@ def prdr_intro_line(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     s = session_or_skip(obs)
     if isinstance(s, Verdict):
         return s
-    if not s.end_replies:
-        return failed("no reply to the end of data", actual="; ".join(s.errors) or "(none)")
-    first = s.end_replies[0]
     expected = "one line '353 text' with no enhanced status code (§4.5.1)"
+    if not s.end_replies:
+        return no_end_reply(s, expected)
+    first = s.end_replies[0]
     ev = [raw_evidence("first reply after the end of data", [first])]
     if first.code != 353:
         if s.prdr_requested and first.code // 100 in (2, 4, 5) and len(s.end_replies) == 1:
@@ -80,9 +85,6 @@ def prdr_intro_line(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     if first.esc or ESC_RE.match(first.lines[0]):
         return failed("the 353 line carries an enhanced status code", expected=expected,
                       actual=show(first), evidence=ev)
-    if not first.raw.startswith(b"353"):
-        return failed("the 353 line does not begin with the exact characters '353'",
-                      expected=expected, actual=show(first), evidence=ev)
     return passed("the 353 line is well formed", expected=expected, actual=show(first), evidence=ev)
 
 
@@ -100,7 +102,6 @@ def prdr_per_recipient(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     actual = shows(view.all)
     ev = _evidence(view)
     if view.missing or view.final is None:
-        got = len(view.per_recipient) - (1 if view.final is None and view.per_recipient else 0)
         return failed(f"the block has too few replies: {len(view.all) - 1} after 353 for "
                       f"{len(accepted)} accepted recipients plus the final reply",
                       expected=expected, actual=actual, evidence=ev)
@@ -210,13 +211,14 @@ def response_model(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     if isinstance(s, Verdict):
         return s
     if not s.end_replies:
-        return failed("no reply to the end of data", actual="; ".join(s.errors) or "(none)")
-    ev = [raw_evidence("replies after the end of data", s.end_replies)]
-    first = s.end_replies[0]
+        return no_end_reply(s)
+    replies = s.end_replies + late_replies(s)
+    ev = [raw_evidence("replies after the end of data", replies)]
+    first = replies[0]
     if first.code != 353:
-        if len(s.end_replies) == 1 and first.code // 100 in (2, 4, 5):
+        if len(replies) == 1 and first.code // 100 in (2, 4, 5):
             return passed(f"single-reply (traditional) model: {first.code}", actual=show(first), evidence=ev)
-        return failed("neither a single reply nor a PRDR block", actual=shows(s.end_replies), evidence=ev)
+        return failed("neither a single reply nor a PRDR block", actual=shows(replies), evidence=ev)
     if not s.prdr_requested:
         return failed("PRDR block sent although PRDR was not requested", actual=shows(s.end_replies),
                       evidence=ev)
