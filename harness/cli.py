@@ -201,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mtaconform: interrupted; the lab was removed", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `mtaconform requirements | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception:  # our own bug: show it whole, exit 3 (the lab was removed on the way out)
         import traceback
 

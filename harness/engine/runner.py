@@ -123,12 +123,9 @@ class Runner:
             self._probe(run)
             yield run
             return
-        driver_dir = self.workdir / spec.name
-        if driver_dir.exists():
-            shutil.rmtree(driver_dir)
         with Lab(self.workdir / f"lab-{spec.name}") as lab:
             run.lab = lab
-            run.driver = ManagedTarget(spec, lab, driver_dir)
+            run.driver = ManagedTarget(spec, lab, lab.rundir / spec.name)
             run.unavailable = run.driver.check_installed()
             try:
                 if run.unavailable is None:
@@ -262,6 +259,11 @@ class Runner:
                                           evidence=[Evidence("target output", "log", out)]))
             if driver:
                 driver.stop()
+        unreachable = [e for s in obs.sessions for e in s.errors if e.startswith("connect failed")]
+        if unreachable:
+            res.outcome = Outcome.ERROR
+            res.reason = f"cannot reach the target: {unreachable[0]}"
+            return
         missing = [k for k in sc.requires.get("ehlo", []) if obs.session and (
             obs.session.ehlo is None or k.upper() not in obs.session.ehlo.keywords)]
         if missing:

@@ -275,7 +275,8 @@ def load_scenarios(roots: Iterable[Path], catalogue: Catalogue, check_registry: 
     for path in find_scenario_files(roots):
         sc = load_scenario(path, catalogue, check_registry, action_validators)
         if sc.id in seen:
-            raise InputError(path, 1, f"scenario id {sc.id!r} is also used by {seen[sc.id]}")
+            raise InputError(path, yamlsrc.line_of(yamlsrc.load(path), ["id"]),
+                             f"scenario id {sc.id!r} is also used by {seen[sc.id]}")
         seen[sc.id] = path
         scenarios.append(sc)
     return scenarios

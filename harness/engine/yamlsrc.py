@@ -42,14 +42,23 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocatedDict:
-    loader.flatten_mapping(node)
+    explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+    loader.flatten_mapping(node)  # merged (<<) pairs first; explicit keys may override them
     result = LocatedDict()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
+    seen_explicit: set[Any] = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if key in result:
-            raise InputError(loader.name, key_node.start_mark.line + 1, f"duplicate key {key!r}")
+        line = key_node.start_mark.line + 1
+        try:
+            hash(key)
+        except TypeError:
+            raise InputError(loader.name, line, "a key must be a plain value, not a list or mapping") from None
+        if id(key_node) in explicit:
+            if key in seen_explicit:
+                raise InputError(loader.name, line, f"duplicate key {key!r}")
+            seen_explicit.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
     return result
@@ -126,8 +135,14 @@ def validate(doc: Any, schema: dict[str, Any], file: Path) -> None:
         return
     err = errors[0]
     best = jsonschema.exceptions.best_match([err]) or err
+    path = list(best.absolute_path)
+    if best.validator == "additionalProperties" and isinstance(best.instance, dict):
+        known = set(best.schema.get("properties", {}))
+        extra = [k for k in best.instance if k not in known]
+        if extra:
+            path.append(extra[0])  # point at the unknown key itself, not at its parent
     where = "/".join(str(p) for p in best.absolute_path) or "top level"
-    raise InputError(file, line_of(doc, list(best.absolute_path)), f"{where}: {_describe(best)}")
+    raise InputError(file, line_of(doc, path), f"{where}: {_describe(best)}")
 
 
 def _describe(err: jsonschema.ValidationError) -> str:

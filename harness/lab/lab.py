@@ -102,6 +102,16 @@ class Lab:
             self.close()
             raise
 
+    @property
+    def rundir(self) -> Path:
+        """Runtime files of the lab's processes (an MTA's spool and logs).
+
+        Under /run so that an MTA's unprivileged user can reach it whatever the permissions of
+        the user's report folder; removed with the lab, also when a later run cleans up after a
+        killed one.
+        """
+        return records.RUN_DIR / self.name
+
     def _configure(self) -> None:
         batch = [f"link set lo up"]
         batch += [f"addr add {a}/32 dev lo" for a in self.plan.v4]
@@ -115,6 +125,9 @@ class Lab:
         if proc.returncode != 0:
             raise netns.NetnsError(f"configuring lab addresses: {proc.stderr.strip()}")
         self.run(["sysctl", "-q", "-w", "net.ipv4.ip_unprivileged_port_start=0"], check=True)
+        for d in (records.RUN_DIR.parent, records.RUN_DIR, self.rundir):
+            d.mkdir(mode=0o755, exist_ok=True)
+            d.chmod(0o755)
         etc = netns.NETNS_ETC_DIR / self.name
         etc.mkdir(parents=True, exist_ok=True)
         (etc / "resolv.conf").write_text(resolv_conf(addresses.DNS_V4))

@@ -18,6 +18,7 @@ from pathlib import Path
 from . import netns
 
 RECORD_DIR = Path("/run/mtaconform/labs")
+RUN_DIR = Path("/run/mtaconform/run")  # per-lab runtime folders (MTA spool, logs), world-traversable
 NAME_PREFIX = "mtac-"
 
 
@@ -98,6 +99,7 @@ def destroy(name: str, workdir: str | None = None) -> None:
     kill_namespace_processes(name)
     netns.delete(name)
     shutil.rmtree(netns.NETNS_ETC_DIR / name, ignore_errors=True)
+    shutil.rmtree(RUN_DIR / name, ignore_errors=True)
     (RECORD_DIR / f"{name}.json").unlink(missing_ok=True)
 
 
@@ -116,7 +118,7 @@ def remove_stale_labs() -> list[str]:
     # Namespaces or /etc/netns entries of ours without a live record (killed between
     # `ip netns add` and writing the record).
     names: set[str] = set()
-    for d in (netns.NETNS_RUN_DIR, netns.NETNS_ETC_DIR):
+    for d in (netns.NETNS_RUN_DIR, netns.NETNS_ETC_DIR, RUN_DIR):
         if d.exists():
             names |= {p.name for p in d.iterdir() if p.name.startswith(NAME_PREFIX)}
     for name in sorted(names - owned - set(removed)):

@@ -10,6 +10,7 @@ socket (LAB-NOTES "Clients and peers") and the same read path then serves plain 
 from __future__ import annotations
 
 import dataclasses
+import select
 import socket
 import struct
 import threading
@@ -276,10 +277,43 @@ class _Dialogue:
                 raise _End("stopped", "peer") from None
             raise _End(f"send failed: {exc}", "client") from None
 
+    def _delay(self, seconds: float) -> None:
+        """Wait SECONDS before a reply, still reading what the client sends meanwhile.
+
+        Bytes that arrive during the pause are recorded when they arrive and queued for the
+        parser, so a pipelining client's commands are seen before the delayed reply (PRDR-23).
+        Over TLS the pause only waits: records cannot be read without the TLS layer.
+        """
+        deadline = time.monotonic() + seconds
+        reading = self.tls_conn is None
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not reading:
+                if self.stop.wait(remaining):
+                    raise _End("stopped", "peer")
+                return
+            if self.stop.is_set():
+                raise _End("stopped", "peer")
+            ready, _, _ = select.select([self.sock], [], [], min(remaining, 0.05))
+            if not ready:
+                continue
+            try:
+                data = self.sock.recv(_RECV_SIZE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError:
+                reading = False
+                continue
+            if not data:  # the client closed; the next read after the reply sees it again
+                reading = False
+                continue
+            self.session.segments.append((time.monotonic(), data))
+            self.transcript.add("C", data)
+            self.parser.feed(data)
+
     def _perform(self, action: ReplyAction, *record: list[bytes]) -> None:
         """Wait, send, then hang or close as ACTION says; RECORD lists get the reply once sent."""
-        if action.delay > 0 and self.stop.wait(action.delay):
-            raise _End("stopped", "peer")
+        if action.delay > 0:
+            self._delay(action.delay)
         if action.reply is not None:
             self._send(action.reply)
             for sink in record:

@@ -161,14 +161,18 @@ def _cmd(data: Mapping[str, Any] | None) -> CommandSpec | None:
     return CommandSpec(tuple(data["command"]), data.get("pattern"), data.get("format"))
 
 
-def parse_smtp_url(url: str, file: str | Path = "--target") -> tuple[str, int]:
+def parse_smtp_url(url: str, file: str | Path = "--target", line: int | None = None) -> tuple[str, int]:
     parts = urlsplit(url)
-    if parts.scheme != "smtp" or not parts.hostname:
-        raise InputError(file, None, f"{url!r}: expected smtp://HOST:PORT")
+    if parts.scheme.lower() != "smtp" or not parts.hostname:
+        raise InputError(file, line, f"{url!r}: expected smtp://HOST:PORT")
     try:
-        port = parts.port or 25
+        port = parts.port
     except ValueError:
-        raise InputError(file, None, f"{url!r}: the port is not a number from 1 to 65535") from None
+        port = 0
+    if port is None:
+        port = 25
+    if not 1 <= port <= 65535:
+        raise InputError(file, line, f"{url!r}: the port is not a number from 1 to 65535")
     return parts.hostname, port
 
 
@@ -185,7 +189,8 @@ def spec_from_data(doc: Any, source: Path) -> TargetSpec:
                 re.compile(doc[key]["pattern"])
             except re.error as exc:
                 raise loc.error([key, "pattern"], f"bad regular expression: {exc}") from None
-    address = parse_smtp_url(doc["address"], source) if doc.get("address") else None
+    address = (parse_smtp_url(doc["address"], source, yamlsrc.line_of(doc, ["address"]))
+               if doc.get("address") else None)
     timeouts = doc.get("timeouts", {})
     return TargetSpec(
         name=doc["name"],
@@ -218,7 +223,7 @@ def builtin_names() -> list[str]:
 
 
 def external_spec(url: str, recipients: Mapping[str, str] | None = None) -> TargetSpec:
-    """``smtp://HOST:PORT``: recipients default to the roles' local parts at HOST's domain."""
+    """``smtp://HOST:PORT``, with the recipient addresses the user gives for each role."""
     host, port = parse_smtp_url(url)
     return TargetSpec(name=f"smtp://{host}:{port}", kind="external", source=None, address=(host, port),
                       recipients=dict(recipients or {}))
@@ -226,7 +231,7 @@ def external_spec(url: str, recipients: Mapping[str, str] | None = None) -> Targ
 
 def resolve(name: str, recipients: Mapping[str, str] | None = None) -> TargetSpec:
     """A built-in name, a spec file's path, or an smtp:// URL."""
-    if name.startswith("smtp://"):
+    if name.lower().startswith("smtp://"):
         return external_spec(name, recipients)
     path = Path(name)
     if not path.suffix:

@@ -103,25 +103,42 @@ def unescape(text: str) -> bytes:
 MAX_PATH = 256  # RFC 5321 §4.5.3.1.3, angle brackets included
 
 
+def _labels(n: int) -> list[str]:
+    """DNS labels (at most 63 octets each) that add exactly N octets, dots included, to a name."""
+    labels: list[str] = []
+    while n > 64:
+        labels.append("p" * 63)
+        n -= 64
+    if n == 1 and labels:  # one octet cannot be a label: borrow one from the previous label
+        labels[-1] = labels[-1][:-1]
+        n = 2
+    if n >= 2:
+        labels.append("p" * (n - 1))
+    return labels
+
+
 def padded_mail_args(sender: str, line_len: int, params: dict[str, str | None]) -> str:
     """MAIL arguments whose command line (CRLF included, PARAMS excluded) is LINE_LEN octets.
 
     A legal path alone cannot reach RFC 5321's 512-octet line limit (§4.5.3.1.4), so the sender's
-    domain is padded up to the 256-octet path limit and the rest is an ENVID parameter
-    (RFC 3461 §4.4) of whatever length is needed.
+    domain is padded up to the 256-octet path limit (§4.5.3.1.3) and the rest is an ENVID
+    parameter (RFC 3461 §4.4) of whatever length is needed. A LINE_LEN below the unpadded
+    command's length gives the unpadded command.
     """
     local, _, domain = sender.partition("@")
-    room = MAX_PATH - len(f"<{local}@{domain}>")
-    labels: list[str] = []
-    while room > 1:
-        take = min(63, room - 1)
-        labels.append("p" * take)
-        room -= take + 1
-    path_domain = ".".join([*labels, domain])
-    base = f"FROM:<{local}@{path_domain}>"
-    fill = line_len - len(f"MAIL {base} ENVID=\r\n")
-    extra = {"ENVID": "e" * fill} if fill > 0 else {}
-    return format_path_args("FROM", f"{local}@{path_domain}", {**extra, **params})
+    need = line_len - len(f"MAIL FROM:<{local}@{domain}>\r\n")
+    if need <= 0:
+        return format_path_args("FROM", sender, params)
+    pad = min(need, MAX_PATH - len(f"<{local}@{domain}>"))
+    rest = need - pad
+    if 0 < rest < len(" ENVID=e"):
+        pad -= len(" ENVID=e") - rest
+        rest = len(" ENVID=e")
+    if pad == 1:  # a label costs at least two octets: lengthen the local part instead
+        local, pad = local + "x", 0
+    path = f"{local}@{'.'.join([*_labels(pad), domain])}"
+    extra = {"ENVID": "e" * (rest - len(" ENVID="))} if rest else {}
+    return format_path_args("FROM", path, {**extra, **params})
 
 
 class SessionRunner:

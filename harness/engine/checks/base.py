@@ -59,8 +59,10 @@ class CheckDef:
         if not errors:
             return None
         err = errors[0]
-        return list(err.absolute_path), err.message.replace(
-            "Additional properties are not allowed", "unknown parameter(s)")
+        path = list(err.absolute_path)
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            path += [k for k in err.instance if k not in self.params][:1]  # the unknown key's line
+        return path, err.message.replace("Additional properties are not allowed", "unknown parameter(s)")
 
     def __call__(self, obs: Observations, params: Mapping[str, Any]) -> Verdict:
         return self.func(obs, params)

@@ -52,10 +52,24 @@ def queue_evidence(obs: Observations) -> Evidence:
 
 
 def peer_accepted(obs: Observations, address: str) -> bool:
-    """Some peer session took a message with ADDRESS among its accepted RCPTs."""
+    """Some peer took responsibility for ADDRESS: a message arrived with ADDRESS accepted at RCPT,
+    and the reply to the end of data was positive for it (with PRDR: its per-recipient reply and
+    the final reply, draft-hall-prdr-00 §4.5.3)."""
+    address = address.lower()
     for s in obs.peer_sessions():
-        if s.messages and any(a.lower() == address.lower() and 200 <= code < 300 for a, _, code in s.rcpts):
-            return True
+        for t in s.transactions:
+            accepted = [a.lower() for a, _, _ in t.accepted]
+            if t.message is None or address not in accepted or not t.data_replies_sent:
+                continue
+            replies = t.data_replies_sent
+            if t.prdr_requested and replies[0].startswith(b"353"):
+                i = accepted.index(address)
+                if len(replies) > len(accepted) + 1:
+                    per, final = replies[1 + i], replies[1 + len(accepted)]
+                    if per.startswith(b"2") and final.startswith(b"2"):
+                        return True
+            elif replies[0].startswith(b"2"):
+                return True
     return False
 
 

@@ -16,8 +16,8 @@ def _mail_sessions(obs: Observations, peer: str | None) -> list[Any]:
 
 def _mail_evidence(sessions: list[Any]) -> list[Evidence]:
     return [Evidence("MAIL commands the peer received", "text",
-                     "\n".join(f"connection {s.index + 1}: {s.mail.raw.decode(errors='replace').rstrip()}"
-                               for s in sessions))]
+                     "\n".join(f"connection {s.index + 1}: {t.mail.raw.decode(errors='replace').rstrip()}"
+                               for s in sessions for t in s.transactions))]
 
 
 @check(params={"param": {"type": "string"}, "present": {"type": "boolean"},
@@ -33,11 +33,12 @@ def peer_mail_param(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     want = "with" if p["present"] else "without"
     ev = _mail_evidence(sessions)
     for s in sessions:
-        has = name in {k.upper() for k in s.mail_params}
-        if has != p["present"]:
-            return failed(f"MAIL {'lacks' if p['present'] else 'carries'} {name}",
-                          expected=f"MAIL {want} {name}", actual=s.mail.raw.decode(errors="replace").strip(),
-                          evidence=ev)
+        for t in s.transactions:
+            has = name in {k.upper() for k in t.mail_params}
+            if has != p["present"]:
+                return failed(f"MAIL {'lacks' if p['present'] else 'carries'} {name}",
+                              expected=f"MAIL {want} {name}",
+                              actual=t.mail.raw.decode(errors="replace").strip(), evidence=ev)
     return passed(f"MAIL {want} {name} in {len(sessions)} attempt(s)", expected=f"MAIL {want} {name}",
                   evidence=ev)
 
