@@ -7,6 +7,7 @@ TCP connection through a selector. A pipe wakes both for a prompt ``stop()``.
 
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import socket
@@ -69,15 +70,7 @@ class DNSServer:
             raise RuntimeError("the DNS server is already running")
         family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
         try:
-            udp = self._factory(family, socket.SOCK_DGRAM)
-            self._sockets.append(udp)
-            udp.bind((self.address, self.port))
-            self.port = udp.getsockname()[1]
-            tcp = self._factory(family, socket.SOCK_STREAM)
-            self._sockets.append(tcp)
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            tcp.bind((self.address, self.port))
-            tcp.listen(64)
+            udp, tcp = self._bind_pair(family)
             for sock in self._sockets:
                 sock.setblocking(False)
             self._wake = os.pipe()
@@ -90,6 +83,29 @@ class DNSServer:
                                       name=f"dns-{name}-{self.address}:{self.port}")
             thread.start()
             self._threads.append(thread)
+
+    def _bind_pair(self, family: int) -> tuple[socket.socket, socket.socket]:
+        """A UDP and a TCP socket on the same port. With port 0 the kernel picks a free UDP port,
+        which TCP may not have free: then try another, a few times."""
+        for _ in range(1 if self.port else 20):
+            udp = self._factory(family, socket.SOCK_DGRAM)
+            self._sockets.append(udp)
+            udp.bind((self.address, self.port))
+            port = udp.getsockname()[1]
+            tcp = self._factory(family, socket.SOCK_STREAM)
+            self._sockets.append(tcp)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                tcp.bind((self.address, port))
+            except OSError as exc:
+                if self.port or exc.errno != errno.EADDRINUSE:
+                    raise
+                self._close()
+                continue
+            tcp.listen(64)
+            self.port = port
+            return udp, tcp
+        raise OSError(errno.EADDRINUSE, "no port free for both UDP and TCP")
 
     def stop(self) -> None:
         if self._wake is not None:

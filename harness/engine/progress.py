@@ -53,7 +53,7 @@ class Progress:
             if v in ("fail", "error"):
                 self._bar.console.print(self._line(res))
         elif self.enabled:
-            self.console.print(self._line(res))
+            self.console.print(self._line(res), soft_wrap=True)
 
     def _line(self, res: ScenarioResult) -> str:
         v = res.verdict

@@ -57,9 +57,9 @@ def wait_gone(pids: list[int], timeout: float = 5) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
-def start_run(out: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*MTACONFORM, "run", "--quiet", "--out", str(out), *extra], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def start_run(out: Path, *extra: str, quiet: bool = True) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*MTACONFORM, "run", *(["--quiet"] if quiet else []), "--out", str(out),
+                             *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def wait_for_busy_lab(proc: subprocess.Popen[bytes], timeout: float = 30) -> tuple[set[str], list[int]]:
@@ -97,7 +97,11 @@ def test_interrupt_cleans_up_and_keeps_the_reports(tmp_path: Path, sig: signal.S
     out = tmp_path / "out"
     # Sorted by id, these two run before the busy one.
     proc = start_run(out, "--scenario", "prdr-client-not-offered", "--scenario", "prdr-client-offered",
-                     "--scenario", BUSY)
+                     "--scenario", BUSY, quiet=False)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # one progress line per finished scenario (stderr is not a terminal)
+        if b"prdr-client-offered" in line:
+            break
     names, pids = wait_for_busy_lab(proc)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
