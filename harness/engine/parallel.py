@@ -48,7 +48,7 @@ def _worker(index: int, scenarios: list[Scenario], targets: list[TargetSpec], ou
         events.put(("result", res, None))
 
     try:
-        options = RunOptions(out_dir=out_dir, slow=slow, workdir=out_dir / "work" / f"w{index}",
+        options = RunOptions(out_dir=out_dir, slow=slow, workdir=None,
                              reply_timeout=reply_timeout, on_start=started, on_result=finished)
         result = Runner(scenarios, targets, load_catalogue(), all_checks(), options).run()
         events.put(("done", index, result))

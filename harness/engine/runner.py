@@ -39,10 +39,21 @@ PROBE_STEPS = [{"ehlo": "probe.client.test"}, "quit"]
 class RunOptions:
     out_dir: Path
     slow: bool = False
-    workdir: Path | None = None  # default: out_dir/work
+    workdir: Path | None = None  # default: the lab's run folder under /run/mtaconform
     reply_timeout: float | None = None
     on_start: Callable[[Scenario, str], None] | None = None
     on_result: Callable[[ScenarioResult], None] | None = None
+
+
+PROJECT = Path(__file__).resolve().parent.parent.parent
+
+
+def display_path(path: Path) -> str:
+    """A scenario file as the user knows it: relative to the project when it lies inside."""
+    try:
+        return str(path.resolve().relative_to(PROJECT))
+    except ValueError:
+        return str(path)
 
 
 def _now() -> str:
@@ -86,7 +97,7 @@ class Runner:
         self.catalogue = catalogue
         self.checks = checks
         self.options = options
-        self.workdir = options.workdir or options.out_dir / "work"
+        self.workdir = options.workdir  # None: everything of a lab lives in its run folder
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -123,7 +134,7 @@ class Runner:
             self._probe(run)
             yield run
             return
-        with Lab(self.workdir / f"lab-{spec.name}") as lab:
+        with Lab(self.workdir / f"lab-{spec.name}" if self.workdir else None) as lab:
             run.lab = lab
             run.driver = ManagedTarget(spec, lab, lab.rundir / spec.name)
             run.unavailable = run.driver.check_installed()
@@ -178,7 +189,7 @@ class Runner:
         start = time.monotonic()
         res = ScenarioResult(sc.id, sc.title, sc.feature, sc.side, run.spec.name, list(sc.requirements),
                              Outcome.PASS, description=sc.description, expectation=sc.expectation,
-                             source=str(sc.source))
+                             source=display_path(sc.source))
         skip = self._skip(run, sc)
         if skip:
             res.outcome, res.reason = skip

@@ -64,7 +64,7 @@ class Lab:
     leaving destroys it — processes, namespace, /etc/netns entry and ownership record.
     """
 
-    workdir: Path
+    workdir: Path | None = None  # process output files; default: inside the lab's run folder
     name: str = ""
     plan: addresses.AddressPlan = field(default_factory=addresses.AddressPlan)
     processes: list[Process] = field(default_factory=list)
@@ -74,7 +74,7 @@ class Lab:
     def __post_init__(self) -> None:
         if not self.name:
             self.name = f"{records.NAME_PREFIX}{os.getpid()}-{next(_counter)}"
-        self.workdir = Path(self.workdir)
+        self.workdir = Path(self.workdir) if self.workdir is not None else self.rundir / "out"
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -89,7 +89,6 @@ class Lab:
         if os.geteuid() != 0:
             raise netns.NetnsError("the lab needs root (network namespaces); run as root")
         self.stale_removed = records.remove_stale_labs()
-        self.workdir.mkdir(parents=True, exist_ok=True)
         start = records.process_start_time(os.getpid())
         assert start is not None
         self._record = records.LabRecord(self.name, os.getpid(), start, str(self.workdir))
@@ -128,6 +127,7 @@ class Lab:
         for d in (records.RUN_DIR.parent, records.RUN_DIR, self.rundir):
             d.mkdir(mode=0o755, exist_ok=True)
             d.chmod(0o755)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         etc = netns.NETNS_ETC_DIR / self.name
         etc.mkdir(parents=True, exist_ok=True)
         (etc / "resolv.conf").write_text(resolv_conf(addresses.DNS_V4))
