@@ -30,6 +30,7 @@ from .catalogue import Catalogue
 from .checks.base import CheckDef
 from .observations import Observations
 from .scenario import Scenario
+from .tls_world import WorldDataError, issue_certificates
 from .world import ScenarioWorld, StandingServices, build_dns_world, dns_data
 
 PROBE_STEPS = [{"ehlo": "probe.client.test"}, "quit"]
@@ -141,6 +142,7 @@ class Runner:
             try:
                 if run.unavailable is None:
                     run.services = StandingServices.start(lab)
+                    run.driver.tls_files = run.services.target_tls
                     run.info.version = run.driver.version()
                     run.info.capabilities["features"] = run.driver.capabilities()
                 yield run
@@ -198,7 +200,7 @@ class Runner:
                 self._execute(run, sc, res)
             except KeyboardInterrupt:
                 raise
-            except (TargetError, ZoneDataError) as exc:
+            except (TargetError, ZoneDataError, WorldDataError) as exc:
                 res.outcome, res.reason = Outcome.ERROR, str(exc)
             except Exception as exc:  # our own bug: surface it with its traceback
                 res.outcome, res.reason = Outcome.ERROR, f"harness error: {exc!r}"
@@ -220,11 +222,12 @@ class Runner:
                 run.info.restarts = driver.restarts
                 if "ehlo" not in run.info.capabilities:
                     self._probe(run)
-            run.services.dns.set_world(build_dns_world(sc.world))
+            leaves = issue_certificates(run.services.pki, sc.world.get("pki", {}))
+            run.services.dns.set_world(build_dns_world(sc.world, leaves))
             run.services.dns.clear_log()
             sink_before = len(run.services.sink.sessions_seen)
             mark = driver.log_mark()
-            world = ScenarioWorld.build(run.lab, sc.world)
+            world = ScenarioWorld.build(run.lab, sc.world, leaves)
         try:
             if sc.action_kind == "session":
                 runner = SessionRunner(run.connect, run.recipient,

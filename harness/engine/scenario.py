@@ -15,6 +15,7 @@ from typing import Any
 
 from . import yamlsrc
 from .catalogue import Catalogue
+from .tls_world import CERT_SCHEMA, PEER_TLS_SCHEMA
 from .yamlsrc import InputError
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"
@@ -58,6 +59,8 @@ _peer_script = {
         "prdr": {"type": "array", "items": _reply_action, "minItems": 1},
         "rset": _reply_action,
         "quit": _reply_action,
+        "starttls": _reply_action,
+        "bdat": _reply_action,
     },
 }
 
@@ -91,6 +94,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "dns": {"type": "object"},
+                "pki": {"type": "object", "additionalProperties": CERT_SCHEMA},
                 "peers": {
                     "type": "array",
                     "items": {
@@ -103,6 +107,7 @@ SCHEMA: dict[str, Any] = {
                             "port": {"type": "integer"},
                             **_peer_script["properties"],
                             "sessions": {"type": "array", "items": _peer_script},
+                            "tls": PEER_TLS_SCHEMA,
                         },
                     },
                 },

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..dns.server import DNSServer
+from ..pki.ca import PKI, Leaf, LeafFiles
+from .tls_world import issue_certificates, peer_tls, resolve_dns
 from ..dns.zone import World as DNSWorld
 from ..lab import addresses
 from ..lab.lab import Lab
@@ -50,19 +52,24 @@ def dns_data(world: Mapping[str, Any]) -> dict[str, Any]:
     return dns
 
 
-def build_dns_world(world: Mapping[str, Any]) -> DNSWorld:
-    return DNSWorld.from_data(dns_data(world), "world.dns")
+def build_dns_world(world: Mapping[str, Any], leaves: Mapping[str, Leaf] | None = None) -> DNSWorld:
+    return DNSWorld.from_data(resolve_dns(dns_data(world), leaves or {}), "world.dns")
 
 
 @dataclass
 class StandingServices:
-    """What lives as long as the lab: the DNS server and the DSN sink."""
+    """What lives as long as the lab: the DNS server, the DSN sink and the lab's PKI, with the
+    target's own certificate and trust store (the lab root) written into the lab's run folder."""
 
     dns: DNSServer
     sink: FakeMX
+    pki: PKI
+    target_tls: LeafFiles
 
     @classmethod
     def start(cls, lab: Lab) -> StandingServices:
+        pki = PKI("mtaconform lab")
+        target_tls = pki.issue([addresses.TARGET_HOSTNAME]).write(lab.rundir / "tls", "target")
         dns = DNSServer(lab.socket, address=addresses.DNS_V4, port=53)
         dns.set_world(build_dns_world({}))
         dns.start()
@@ -73,7 +80,7 @@ class StandingServices:
         except BaseException:
             dns.stop()
             raise
-        return cls(dns, sink)
+        return cls(dns, sink, pki, target_tls)
 
     def stop(self) -> None:
         self.sink.stop()
@@ -87,7 +94,8 @@ class ScenarioWorld:
     peers: dict[str, FakeMX] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, lab: Lab, world: Mapping[str, Any]) -> ScenarioWorld:
+    def build(cls, lab: Lab, world: Mapping[str, Any], leaves: Mapping[str, Leaf] | None = None
+              ) -> ScenarioWorld:
         built = cls()
         try:
             for n, data in enumerate(world.get("peers", []), start=1):
@@ -95,11 +103,12 @@ class ScenarioWorld:
                 name = data.pop("name")
                 address = data.pop("address", addresses.peer_v4(n))
                 port = int(data.pop("port", 25))
+                tls = peer_tls(data.pop("tls", None), leaves or {}, f"world.peers[{n - 1}]")
                 sessions_data = data.pop("sessions", [])
                 base = script_from_data(data)
                 sessions = [script_from_data(s, base=base) for s in sessions_data] or None
                 peer = FakeMX(name, address, port, base, socket_factory=lab.socket,
-                              sessions=sessions, hostname=f"{name}.peer.test")
+                              sessions=sessions, tls=tls, hostname=f"{name}.peer.test")
                 peer.start()
                 built.peers[name] = peer
         except BaseException:

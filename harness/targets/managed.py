@@ -55,6 +55,7 @@ class ManagedTarget:
         self.process: Process | None = None
         self.knob_key: str | None = None
         self.restarts = 0
+        self.tls_files: Any = None  # the target's certificate, key and trusted CA (LeafFiles)
         self._jinja = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(spec.folder)),
             undefined=jinja2.StrictUndefined,
@@ -101,6 +102,8 @@ class ManagedTarget:
             | {"pidfile": self.pidfile, "workdir": self.workdir},
             "port": self.port,
             "knobs": dict(knobs),
+            "tls": {"cert": self.tls_files.cert, "key": self.tls_files.key, "ca": self.tls_files.ca}
+            if self.tls_files else {},
         }
         try:
             return self._jinja.get_template(self.spec.config["template"]).render(**context)
