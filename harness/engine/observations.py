@@ -49,6 +49,8 @@ class SessionRecord:
     steps: list[StepRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     closed_by_peer: bool = False
+    proxy: Any = None  # harness.proxy.client.ProxyRecord when the session began with a `proxy:` step
+    tls: dict[str, Any] | None = None  # the STARTTLS handshake, if a step asked for one (DANE-31/32)
 
     @property
     def prdr_requested(self) -> bool:
@@ -78,6 +80,14 @@ class Observations:
     sender: str | None = None
     recipients: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    lingering: list[str] = field(default_factory=list)  # target processes killed after the action (hung)
+    # DSN checks (issue #7): where each fake peer listened, and the scenario's world data
+    # (its DNS names tell which name a Remote-MTA field should carry).
+    peer_endpoints: dict[str, tuple[str, int]] = field(default_factory=dict)
+    world: dict[str, Any] = field(default_factory=dict)
+    # OCSP (issue #5): what was set up to be stapled, by whom (label -> DER): the target's
+    # tls_ocsp_file and each fake MX's staple. What was received is in SessionRecord.tls.
+    staples: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def session(self) -> SessionRecord | None:

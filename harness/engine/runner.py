@@ -25,15 +25,38 @@ from ..smtp.transcript import visible
 from ..targets.managed import ManagedTarget, TargetError
 from ..targets.spec import TargetSpec
 from .actions.outbound import run_outbound
-from .actions.session import SessionRunner
+from .actions.session import SessionRunner, proxy_source
 from .catalogue import Catalogue
 from .checks.base import CheckDef
+from .checks.dsn import dsn_evidence
+from .checks.ocsp import ocsp_evidence
 from .observations import Observations
 from .scenario import Scenario
 from .tls_world import WorldDataError, issue_certificates
 from .world import ScenarioWorld, StandingServices, build_dns_world, dns_data
 
 PROBE_STEPS = [{"ehlo": "probe.client.test"}, "quit"]
+# PROXY scenarios (harness/proxy): where a session's connection comes from on a managed target.
+PROXY_SOURCES = {"listed": addresses.PROXY_LISTED_V4, "unlisted": addresses.PROXY_UNLISTED_V4}
+PROXY_QUIET_S = 2.0  # how long a target's processes may outlive a PROXY session
+
+
+def lingering(driver: ManagedTarget, grace: float) -> list[str]:
+    """Target processes other than the daemon still alive GRACE seconds after the action: each
+    described (pid, state, CPU ticks, command line), then killed so the next scenario starts clean."""
+    if driver.wait_quiet(grace):
+        return []
+    daemon = {driver.process.pid} if driver.process and driver.process.alive() else set()
+    found = []
+    for pid in sorted(set(driver.lab.pids()) - daemon - {p.pid for p in driver.lab.processes}):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"pid {pid} state {stat[0]} cpu {int(stat[11]) + int(stat[12])} ticks: {cmd.strip()}")
+        except (OSError, IndexError, ValueError):
+            found.append(f"pid {pid} (gone)")
+    driver.wait_quiet(0.0, kill=True)
+    return found
 
 
 @dataclass
@@ -44,6 +67,9 @@ class RunOptions:
     reply_timeout: float | None = None
     on_start: Callable[[Scenario, str], None] | None = None
     on_result: Callable[[ScenarioResult], None] | None = None
+    # Called with what a scenario observed, before its checks run (tests re-judge real
+    # observations with deliberately wrong DSNs: tests/integration/test_dsn_wrong_dsn.py).
+    on_observations: Callable[[Scenario, Observations], None] | None = None
 
 
 PROJECT = Path(__file__).resolve().parent.parent.parent
@@ -77,11 +103,16 @@ class TargetRun:
     driver: ManagedTarget | None = None
     unavailable: str | None = None  # reason every scenario is skipped
 
-    def connect(self) -> socket.socket:
+    def connect(self, source: str | None = None) -> socket.socket:
+        """A connection to the target; SOURCE "listed"/"unlisted" picks the lab's PROXY addresses
+        (an external target sees the harness's own address, which it must list as its proxy)."""
         if self.driver is not None and self.lab is not None:
-            return self.lab.connect(addresses.TARGET_V4, self.driver.port, source=addresses.CLIENT_V4,
+            bind = PROXY_SOURCES.get(source or "", addresses.CLIENT_V4)
+            return self.lab.connect(addresses.TARGET_V4, self.driver.port, source=bind,
                                     timeout=self.spec.connect_timeout)
         assert self.spec.address is not None
+        if source == "unlisted":
+            raise ValueError("an external target cannot be reached from an unlisted proxy address")
         sock = socket.create_connection(self.spec.address, timeout=self.spec.connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
@@ -143,6 +174,8 @@ class Runner:
                 if run.unavailable is None:
                     run.services = StandingServices.start(lab)
                     run.driver.tls_files = run.services.target_tls
+                    if run.services.ocsp is not None:  # OCSP knobs → staple files (issue #5)
+                        run.driver.knob_files = run.services.ocsp.target_files
                     run.info.version = run.driver.version()
                     run.info.capabilities["features"] = run.driver.capabilities()
                 yield run
@@ -179,9 +212,24 @@ class Runner:
         missing_features = [f for f in sc.requires.get("features", []) if f not in run.spec.features]
         if missing_features and run.spec.managed:
             return Outcome.UNSUPPORTED, f"the target spec does not claim {', '.join(missing_features)}"
+        probed = {c.lower() for c in run.info.capabilities.get("features", [])}
+        missing_caps = [c for c in sc.requires.get("capabilities", []) if c.lower() not in probed]
+        if missing_caps and run.spec.managed:
+            return Outcome.UNSUPPORTED, (f"the target's capability probe does not report "
+                                         f"{', '.join(missing_caps)} (probed: {' '.join(sorted(probed)) or 'nothing'})")
         missing = run.spec.unsupported_knobs(sc.knobs) if run.spec.managed else list(sc.knobs)
         if missing:
             return Outcome.SKIP, f"the target cannot set {', '.join(missing)} (no such knob in its spec)"
+        if sc.feature == "proxy" and not run.spec.managed:
+            # PROXY-03 (L184–190): a receiver is configured for PROXY, never guesses; the harness
+            # cannot tell from outside either, so an external target's file must claim it.
+            if "proxy" not in run.spec.features:
+                return Outcome.SKIP, ("the target does not claim the proxy feature (a target file "
+                                      "with `features: [proxy]` says its server expects PROXY "
+                                      "headers from the harness's address)")
+            if sc.action_kind == "session" and proxy_source(sc.action["session"]) == "unlisted":
+                return Outcome.SKIP, ("an external target sees only the harness's own address, "
+                                      "which it lists as its proxy: no unlisted source to connect from")
         return None
 
     def scenario(self, run: TargetRun, sc: Scenario) -> ScenarioResult:
@@ -227,14 +275,22 @@ class Runner:
             run.services.dns.clear_log()
             sink_before = len(run.services.sink.sessions_seen)
             mark = driver.log_mark()
-            world = ScenarioWorld.build(run.lab, sc.world, leaves)
+            world = ScenarioWorld.build(run.lab, sc.world, leaves, run.services.ocsp)
+            if run.services.ocsp is not None and run.services.ocsp.target_staple is not None:
+                obs.staples["target (tls_ocsp_file)"] = run.services.ocsp.target_staple
+            obs.staples.update({f"peer {name}": der for name, der in world.staples.items()})
         try:
             if sc.action_kind == "session":
                 runner = SessionRunner(run.connect, run.recipient,
                                        reply_timeout=self._reply_timeout(run), label=sc.id)
                 obs.sessions.append(runner.run(sc.action["session"]))
                 if driver is not None:
-                    driver.wait_quiet(30.0)
+                    if sc.feature == "proxy":
+                        # A PROXY session leaves nothing to deliver but what it sent: a process
+                        # still busy seconds later is hung on the header (PROXY-25), and is killed.
+                        obs.lingering = lingering(driver, PROXY_QUIET_S)
+                    else:
+                        driver.wait_quiet(30.0)
             else:
                 assert driver is not None
                 assert run.lab is not None
@@ -253,6 +309,9 @@ class Runner:
         if driver is not None:
             assert run.services is not None
             obs.peers = {name: peer.sessions_seen for name, peer in (world.peers.items() if world else [])}
+            obs.peer_endpoints = {name: (peer.address, peer.port)
+                                  for name, peer in (world.peers.items() if world else [])}
+            obs.world = dict(sc.world)
             obs.sink = run.services.sink.sessions_seen[sink_before:]
             obs.dns_log = list(run.services.dns.log)
             obs.logs = driver.log_since(mark)
@@ -284,6 +343,8 @@ class Runner:
             res.outcome = Outcome.UNSUPPORTED
             res.reason = f"the target does not advertise {', '.join(missing)} in its EHLO reply"
             return
+        if self.options.on_observations:
+            self.options.on_observations(sc, obs)
         for chk in sc.checks:
             res.checks.append(self._run_check(sc, chk, obs))
         res.outcome = scenario_outcome([c.outcome for c in res.checks])
@@ -348,6 +409,7 @@ def scenario_evidence(obs: Observations) -> list[Evidence]:
                                s.transcript.to_evidence()))
     for s in obs.sink:
         ev.append(Evidence(f"DSN sink, connection {s.index + 1}", "transcript", s.transcript.to_evidence()))
+    ev.extend(dsn_evidence(obs))  # each bounce decoded, beside the peer replies that caused it (issue #7)
     for inj in obs.injects:
         ev.append(Evidence("message injection", "text",
                            f"$ {' '.join(inj.argv)}\nexit {inj.returncode} in {inj.duration_s:.3f} s\n"
@@ -367,6 +429,10 @@ def scenario_evidence(obs: Observations) -> list[Evidence]:
     for name, lines in obs.logs.items():
         if lines:
             ev.append(Evidence(f"target {name} log", "log", "\n".join(lines)))
+    ev.extend(ocsp_evidence(obs))  # decoded OCSP responses, configured and received (issue #5)
+    if obs.lingering:
+        ev.append(Evidence("target processes still running after the session (killed)", "text",
+                           "\n".join(obs.lingering)))
     for note in obs.notes:
         ev.append(Evidence("note", "text", note))
     return ev

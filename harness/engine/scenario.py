@@ -86,6 +86,8 @@ SCHEMA: dict[str, Any] = {
                 "ehlo": {"type": "array", "items": {"type": "string"}},
                 "features": {"type": "array", "items": {"type": "string"}},
                 "managed": {"type": "boolean"},
+                "capabilities": {"type": "array", "items": {"type": "string"},
+                                 "description": "words the target's capability probe must report"},
             },
         },
         "target": {"type": "object", "description": "knobs for the target's configuration"},
@@ -134,6 +136,13 @@ SCHEMA: dict[str, Any] = {
                         "notify": {"type": "string", "pattern": "^(NEVER|((SUCCESS|FAILURE|DELAY),?)+)$"},
                         "ret": {"enum": ["FULL", "HDRS"]},
                         "envid": {"type": "string"},
+                        # DSN scenarios (issue #7): per-recipient RCPT parameters (ORCPT, NOTIFY)
+                        # merged over `notify`; seconds to wait before each forced queue run
+                        # (message age for delay warnings); a body padded to this many bytes.
+                        "rcpt_params": {"type": "object", "additionalProperties": {
+                            "type": "object", "additionalProperties": {"type": ["string", "null"]}}},
+                        "retry_wait": {"type": "number", "minimum": 0, "maximum": 30},
+                        "body_bytes": {"type": "integer", "minimum": 0, "maximum": 20000000},
                     },
                 },
             },

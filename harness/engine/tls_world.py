@@ -31,7 +31,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..pki.ca import PKI, Leaf
+from ..pki.ocsp import STAPLE_SCHEMA
 from ..pki.tlsa import tlsa_record_value
+from .ocsp_world import OCSP_URL, OCSPLab, OCSPWorldError, standalone_staple
 
 CERT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -41,6 +43,10 @@ CERT_SCHEMA: dict[str, Any] = {
         "cn": {"type": "string", "description": "subject common name"},
         "key": {"enum": ["ec", "rsa"]},
         "issuer": {"enum": ["intermediate", "root", "self"], "description": "who signs the leaf"},
+        "ca": {"enum": ["lab", "private"],
+               "description": "lab: the lab's CA, which the target trusts (default); private: a "
+                              "root and intermediate of the scenario's own that nobody trusts, as "
+                              "a DANE-TA(2) trust anchor usually is (issue #4)"},
         "expired": {"type": "boolean"},
         "not_yet_valid": {"type": "boolean"},
         "must_staple": {"type": "boolean", "description": "RFC 7633 TLS Feature status_request"},
@@ -75,7 +81,12 @@ PEER_TLS_SCHEMA: dict[str, Any] = {
                                  "(default), or with the root too"},
         "min_version": {"enum": ["TLSv1.2", "TLSv1.3"]},
         "max_version": {"enum": ["TLSv1.2", "TLSv1.3"]},
-        "staple": {"description": "an OCSP response to staple (see harness/pki for the format)"},
+        # OCSP (issue #5): the response this peer staples when asked (RFC 6066 §8); a staple
+        # spec of harness/pki/ocsp.py, or "none". Built by the lab's OCSP responder.
+        "staple": {"oneOf": [STAPLE_SCHEMA, {"const": "none"}]},
+        "unsolicited_status": {"type": "boolean",
+                               "description": "a scripted TLS 1.2 flight that sends "
+                                              "CertificateStatus even when not asked (OCSP-11)"},
     },
 }
 
@@ -94,11 +105,18 @@ def issue_certificates(pki: PKI, data: Mapping[str, Any], now: datetime | None =
     """The scenario's named certificates, issued by the lab's PKI."""
     now = now or datetime.now(timezone.utc)
     leaves: dict[str, Leaf] = {}
+    private: PKI | None = None  # made on first use: a CA outside every trust store (DANE-TA)
     for name, spec in data.items():
         names = list(spec.get("names", []))
+        authority = pki
+        if spec.get("ca") == "private":
+            private = private or PKI("mtaconform private", now=pki.now)
+            authority = private
         kwargs: dict[str, Any] = {"common_name": spec.get("cn"), "key_type": spec.get("key", "ec"),
                                   "must_staple": bool(spec.get("must_staple")),
-                                  "ocsp_url": spec.get("ocsp_url")}
+                                  # AIA names the lab's OCSP responder unless the scenario says
+                                  # otherwise (issue #5).
+                                  "ocsp_url": spec.get("ocsp_url", OCSP_URL)}
         if spec.get("expired"):
             kwargs.update(not_before=now - timedelta(days=30), not_after=now - timedelta(days=1))
         elif spec.get("not_yet_valid"):
@@ -106,9 +124,9 @@ def issue_certificates(pki: PKI, data: Mapping[str, Any], now: datetime | None =
         try:
             issuer = spec.get("issuer", "intermediate")
             if issuer == "self":
-                leaves[name] = pki.self_signed(names, **kwargs)
+                leaves[name] = authority.self_signed(names, **kwargs)
             else:
-                leaves[name] = pki.issue(names, intermediate=issuer == "intermediate", **kwargs)
+                leaves[name] = authority.issue(names, intermediate=issuer == "intermediate", **kwargs)
         except ValueError as exc:
             raise WorldDataError(str(exc), f"world.pki.{name}") from None
     return leaves
@@ -150,8 +168,8 @@ def resolve_dns(dns: Mapping[str, Any], leaves: Mapping[str, Leaf]) -> dict[str,
     return out
 
 
-def peer_tls(data: Mapping[str, Any] | None, leaves: Mapping[str, Leaf], path: str
-             ) -> dict[str, Any] | None:
+def peer_tls(data: Mapping[str, Any] | None, leaves: Mapping[str, Leaf], path: str,
+             ocsp: OCSPLab | None = None) -> dict[str, Any] | None:
     """A fake MX's ``tls`` configuration (PEM bytes) from the scenario's ``tls:`` mapping."""
     if not data:
         return None
@@ -166,4 +184,53 @@ def peer_tls(data: Mapping[str, Any] | None, leaves: Mapping[str, Leaf], path: s
     for key in ("min_version", "max_version"):
         if data.get(key):
             tls[key] = data[key]
+    if data.get("staple") is not None:  # OCSP (issue #5): DER from the lab's responder
+        make = ocsp.peer_staple if ocsp is not None else standalone_staple
+        try:
+            staple = make(leaf, data["staple"], leaves, f"{path}.tls.staple")
+        except OCSPWorldError as exc:
+            raise WorldDataError(str(exc), f"{path}.tls.staple") from None
+        if staple is not None:
+            tls["ocsp_staple"] = staple
+    # OCSP (issue #5): OpenSSL's server (pyOpenSSL) drops a staple it cannot parse or that is not
+    # about the certificate it presents, and never staples unasked. Those peers speak TLS 1.2
+    # through a handshake written by hand (harness/smtp/tls_flight.py) that sends any bytes.
+    unsolicited = bool(data.get("unsolicited_status"))
+    if unsolicited and "ocsp_staple" not in tls:
+        make = ocsp.peer_staple if ocsp is not None else standalone_staple
+        tls["ocsp_staple"] = make(leaf, {}, leaves, f"{path}.tls.staple")
+    if unsolicited or ("ocsp_staple" in tls and not openssl_would_staple(tls["ocsp_staple"], leaf)):
+        if data.get("min_version") == "TLSv1.3":
+            raise WorldDataError("this staple needs the scripted TLS 1.2 server (OpenSSL would not "
+                                 "send it), which cannot do TLS 1.3", f"{path}.tls")
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        tls["raw_flight"] = {"chain": [c.public_bytes(Encoding.DER) for c in (leaf.cert, *leaf.intermediates)],
+                             "key_pem": leaf.key_pem.encode(), "staple": tls["ocsp_staple"],
+                             "unsolicited": unsolicited}
     return tls
+
+
+def openssl_would_staple(der: bytes, leaf: Leaf) -> bool:
+    """Whether OpenSSL's server (as bundled with pyOpenSSL) sends DER for LEAF: it drops a
+    successful response it cannot parse or whose SingleResponses are all about other
+    certificates (measured: OpenSSL 4.0)."""
+    from cryptography.x509 import ocsp as x509_ocsp
+
+    try:
+        resp = x509_ocsp.load_der_ocsp_response(der)
+    except ValueError:
+        return False
+    if resp.response_status is not x509_ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return True
+    from ..pki.ocsp import cert_id_key
+
+    for single in resp.responses:
+        alg = single.hash_algorithm.name
+        try:
+            want = cert_id_key(leaf.cert, leaf.issuer_cert, alg)
+        except KeyError:
+            continue
+        if (single.issuer_name_hash, single.issuer_key_hash, single.serial_number) == want:
+            return True
+    return False

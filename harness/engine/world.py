@@ -14,6 +14,7 @@ from typing import Any
 from ..dns.server import DNSServer
 from ..pki.ca import PKI, Leaf, LeafFiles
 from .tls_world import issue_certificates, peer_tls, resolve_dns
+from .ocsp_world import OCSPLab
 from ..dns.zone import World as DNSWorld
 from ..lab import addresses
 from ..lab.lab import Lab
@@ -65,6 +66,7 @@ class StandingServices:
     sink: FakeMX
     pki: PKI
     target_tls: LeafFiles
+    ocsp: OCSPLab | None = None  # the OCSP responder on 203.0.113.80 (issue #5)
 
     @classmethod
     def start(cls, lab: Lab) -> StandingServices:
@@ -77,12 +79,16 @@ class StandingServices:
                       socket_factory=lab.socket, hostname=f"mx.{SENDER_DOMAIN}")
         try:
             sink.start()
+            ocsp = OCSPLab.start(lab, pki)
         except BaseException:
+            sink.stop()
             dns.stop()
             raise
-        return cls(dns, sink, pki, target_tls)
+        return cls(dns, sink, pki, target_tls, ocsp)
 
     def stop(self) -> None:
+        if self.ocsp is not None:
+            self.ocsp.stop()
         self.sink.stop()
         self.dns.stop()
 
@@ -92,10 +98,11 @@ class ScenarioWorld:
     """The peers of one scenario; stopped when the scenario ends."""
 
     peers: dict[str, FakeMX] = field(default_factory=dict)
+    staples: dict[str, bytes] = field(default_factory=dict)  # peer name -> the OCSP DER it staples
 
     @classmethod
-    def build(cls, lab: Lab, world: Mapping[str, Any], leaves: Mapping[str, Leaf] | None = None
-              ) -> ScenarioWorld:
+    def build(cls, lab: Lab, world: Mapping[str, Any], leaves: Mapping[str, Leaf] | None = None,
+              ocsp: OCSPLab | None = None) -> ScenarioWorld:
         built = cls()
         try:
             for n, data in enumerate(world.get("peers", []), start=1):
@@ -103,7 +110,9 @@ class ScenarioWorld:
                 name = data.pop("name")
                 address = data.pop("address", addresses.peer_v4(n))
                 port = int(data.pop("port", 25))
-                tls = peer_tls(data.pop("tls", None), leaves or {}, f"world.peers[{n - 1}]")
+                tls = peer_tls(data.pop("tls", None), leaves or {}, f"world.peers[{n - 1}]", ocsp)
+                if tls and tls.get("ocsp_staple"):
+                    built.staples[name] = tls["ocsp_staple"]
                 sessions_data = data.pop("sessions", [])
                 base = script_from_data(data)
                 sessions = [script_from_data(s, base=base) for s in sessions_data] or None

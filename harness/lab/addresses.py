@@ -18,6 +18,7 @@ PROXY_LISTED_V4 = "192.0.2.11"
 PROXY_UNLISTED_V4 = "192.0.2.12"
 PEER_COUNT = 40
 SINK_V4 = "203.0.113.25"
+OCSP_V4 = "203.0.113.80"  # the lab's OCSP responder (HTTP, port 80), named in AIA
 
 TARGET_HOSTNAME = "mta.target.test"
 TARGET_DOMAIN = "target.test"
@@ -47,6 +48,7 @@ class AddressPlan:
             PROXY_LISTED_V4,
             PROXY_UNLISTED_V4,
             SINK_V4,
+            OCSP_V4,
             *(peer_v4(n) for n in range(1, PEER_COUNT + 1)),
         )
     )

@@ -38,6 +38,7 @@ class LeafFiles:
     cert: Path  # the leaf followed by its intermediates: what a server presents
     key: Path
     ca: Path  # the root, for a client's trust store
+    full_chain: Path | None = None  # leaf, intermediates and the root (RFC 7672 §3.1.2, DANE-32)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ class Leaf:
         return _pem(self.root)
 
     def write(self, directory: str | Path, stem: str) -> LeafFiles:
-        """Write STEM.crt (chain), STEM.key and STEM-ca.crt into DIRECTORY.
+        """Write STEM.crt (chain), STEM.key, STEM-ca.crt and STEM-full.crt (chain and root)
+        into DIRECTORY.
 
         Files are world-readable: these are throw-away lab keys, and an MTA usually reads its
         key after dropping privileges.
@@ -85,9 +87,9 @@ class Leaf:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         files = LeafFiles(directory / f"{stem}.crt", directory / f"{stem}.key",
-                          directory / f"{stem}-ca.crt")
+                          directory / f"{stem}-ca.crt", directory / f"{stem}-full.crt")
         for path, text in ((files.cert, self.chain_pem), (files.key, self.key_pem),
-                           (files.ca, self.ca_pem)):
+                           (files.ca, self.ca_pem), (files.full_chain, self.full_chain_pem)):
             path.write_text(text)
             path.chmod(0o644)
         return files

@@ -115,7 +115,8 @@ class PeerSession:
 
 # TLS ---------------------------------------------------------------------------------------
 
-_TLS_KEYS = {"cert_pem", "key_pem", "chain_pem", "ocsp_staple", "min_version", "max_version"}
+_TLS_KEYS = {"cert_pem", "key_pem", "chain_pem", "ocsp_staple", "min_version", "max_version",
+             "raw_flight"}  # raw_flight: a scripted TLS 1.2 flight (tls_flight.py, OCSP issue #5)
 _TLS_VERSIONS = {"TLSv1.2": SSL.TLS1_2_VERSION, "TLSv1.3": SSL.TLS1_3_VERSION}
 
 
@@ -555,6 +556,21 @@ class _Dialogue:
         if info["plaintext_after_starttls"]:
             # RFC 3207 §4.2 / CVE-2011-0411: bytes pipelined after STARTTLS are discarded.
             self.transcript.note("discarding plaintext sent after STARTTLS")
+        if self.mx._raw_flight is not None:  # OCSP (issue #5): bytes no TLS library sends
+            from .tls_flight import play_flight
+
+            scripted = play_flight(self.sock, self.mx._raw_flight, info, self.transcript)
+            if scripted is None:
+                raise _End("scripted TLS handshake not completed", "client")
+            self.tls_conn = scripted  # type: ignore[assignment]
+            info["tls_established_before_mail"] = not any(c.verb == "MAIL" for c in self.session.commands)
+            self.transcript.note(f"TLS established (scripted): {info['tls_version']} {info['cipher']} "
+                                 f"ocsp_requested={info['ocsp_requested']}")
+            self.parser = CommandParser()  # RFC 3207 §4.2, as below
+            self.greeted = False
+            self.offered = set()
+            self._reset()
+            return
         assert self.mx._tls_ctx is not None
         conn = SSL.Connection(self.mx._tls_ctx, self.sock)
         conn.set_app_data(info)
@@ -615,6 +631,7 @@ class FakeMX:
         self._backlog = backlog
         self._socket_factory = socket_factory
         self._tls_ctx = tls_context(tls) if tls is not None else None
+        self._raw_flight = (tls or {}).get("raw_flight")
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -635,8 +652,9 @@ class FakeMX:
 
     @property
     def port(self) -> int:
-        """The bound port (useful with port 0), or the configured one before start()."""
-        return self._listener.getsockname()[1] if self._listener is not None else self._port
+        """The bound port (useful with port 0), or the configured one before start(); still
+        known after stop() (the listener's socket is closed by then)."""
+        return self._port
 
     @property
     def sessions_seen(self) -> list[PeerSession]:
@@ -653,6 +671,7 @@ class FakeMX:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.address, self._port))
             sock.listen(self._backlog)
+            self._port = sock.getsockname()[1]
         except BaseException:
             sock.close()
             raise

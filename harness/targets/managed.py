@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,16 @@ class ManagedTarget:
         self.knob_key: str | None = None
         self.restarts = 0
         self.tls_files: Any = None  # the target's certificate, key and trusted CA (LeafFiles)
+        # Files some knobs need (OCSP, issue #5: the staple DER for tls_ocsp_file): called with
+        # (knobs, workdir) at each render; the mapping it returns is `files` in the template.
+        self.knob_files: Callable[[Mapping[str, Any], Path], Mapping[str, Any]] | None = None
+        # The template may live in another spec's folder ("../exim/exim.conf.j2": exim-dsninfo
+        # reuses Exim's): search the template's own folder first, then the spec's.
+        template = Path(spec.config.get("template", "")) if spec.config else Path()
+        self._template_name = template.name
         self._jinja = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(spec.folder)),
+            loader=jinja2.FileSystemLoader([str((Path(spec.folder or ".") / template).parent),
+                                            str(spec.folder)]),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
         )
@@ -87,7 +95,12 @@ class ManagedTarget:
         return out
 
     def render(self, knobs: Mapping[str, Any]) -> str:
+        try:
+            files = dict(self.knob_files(knobs, self.workdir)) if self.knob_files else {}
+        except ValueError as exc:
+            raise TargetError(f"{self.spec.name}: {exc}") from None
         context = {
+            "files": files,
             "lab": {
                 "target_hostname": addresses.TARGET_HOSTNAME,
                 "target_domain": addresses.TARGET_DOMAIN,
@@ -102,11 +115,12 @@ class ManagedTarget:
             | {"pidfile": self.pidfile, "workdir": self.workdir},
             "port": self.port,
             "knobs": dict(knobs),
-            "tls": {"cert": self.tls_files.cert, "key": self.tls_files.key, "ca": self.tls_files.ca}
+            "tls": {"cert": self.tls_files.cert, "key": self.tls_files.key, "ca": self.tls_files.ca,
+                    "full_chain": getattr(self.tls_files, "full_chain", None)}
             if self.tls_files else {},
         }
         try:
-            return self._jinja.get_template(self.spec.config["template"]).render(**context)
+            return self._jinja.get_template(self._template_name).render(**context)
         except jinja2.TemplateError as exc:
             where = f"{self.spec.config['template']}:{getattr(exc, 'lineno', '?')}"
             raise TargetError(f"{where}: cannot render the config template: {exc}") from None

@@ -229,6 +229,28 @@ def external_spec(url: str, recipients: Mapping[str, str] | None = None) -> Targ
                       recipients=dict(recipients or {}))
 
 
+def with_base(doc: Any, path: Path, depth: int = 0) -> Any:
+    """DOC merged over the spec it `extends` (a path relative to DOC's file): a variant of a
+    target (exim-dsninfo: another Exim binary) states only what differs. Top-level keys are
+    replaced, not merged; `config.template` stays relative to the variant's own folder."""
+    if not isinstance(doc, dict) or "extends" not in doc:
+        return doc
+    ref = doc["extends"]
+    line = yamlsrc.line_of(doc, ["extends"])
+    if not isinstance(ref, str) or depth >= 3:
+        raise InputError(path, line, "extends: the path of another target spec (at most 3 levels deep)")
+    base_path = path.parent / ref
+    if not base_path.is_file():
+        raise InputError(path, line, f"extends: {base_path} does not exist")
+    base = with_base(yamlsrc.load(base_path), base_path, depth + 1)
+    if not isinstance(base, dict):
+        raise InputError(base_path, 1, "a target file is a YAML mapping (name, kind, …)")
+    merged = yamlsrc.LocatedDict({**base, **{k: v for k, v in doc.items() if k != "extends"}})
+    merged.line = getattr(doc, "line", 1)
+    merged.key_lines = {**getattr(base, "key_lines", {}), **getattr(doc, "key_lines", {})}
+    return merged
+
+
 def resolve(name: str, recipients: Mapping[str, str] | None = None) -> TargetSpec:
     """A built-in name, a spec file's path, or an smtp:// URL."""
     if name.lower().startswith("smtp://"):
@@ -245,7 +267,7 @@ def resolve(name: str, recipients: Mapping[str, str] | None = None) -> TargetSpe
     doc = yamlsrc.load(path)
     if not isinstance(doc, dict):
         raise InputError(path, 1, "a target file is a YAML mapping (name, kind, …)")
-    spec = spec_from_data(doc, path.resolve())
+    spec = spec_from_data(with_base(doc, path), path.resolve())
     if recipients:
         spec = TargetSpec(**{**spec.__dict__, "recipients": {**spec.recipients, **recipients}})
     return spec

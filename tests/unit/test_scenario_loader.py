@@ -128,7 +128,7 @@ MALFORMED = {
         8, "DANE-01 belongs to feature 'dane', not 'prdr'"),
     "unknown check name": (
         _edit("check: single_end_of_data_reply", "check: single_reply_please"),
-        18, "unknown check 'single_reply_please' (known: delivered,"),
+        18, "unknown check 'single_reply_please' (known: "),
     "check requirement not in the list": (
         _edit("    requirement: PRDR-05\n", "    requirement: PRDR-04\n"),
         19, "PRDR-04 is not in this scenario's requirements list"),

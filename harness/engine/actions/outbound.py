@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from email.utils import format_datetime
 from datetime import datetime, timezone
@@ -30,13 +31,25 @@ def build_message(sender: str, recipients: list[str], subject: str, body: str, m
     return "\r\n".join(lines).encode()
 
 
+def padded(body: str, size: int) -> str:
+    """BODY followed by filler lines until it is SIZE bytes long (a large message, RFC 3461 §4.3)."""
+    line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-mtaconform-filler\r\n"
+    out = body.rstrip("\r\n") + "\r\n"
+    while len(out) + len(line) <= size:
+        out += line
+    return out + "x" * max(0, size - len(out) - 2) + ("\r\n" if size - len(out) >= 2 else "")
+
+
 def submission_steps(sender: str, recipients: list[str], message: bytes,
                      action: Mapping[str, Any]) -> list[Any]:
     """An SMTP submission carrying the DSN parameters of RFC 3461 §4 the action asks for."""
     mail_params = {k.upper(): action[k] for k in ("ret", "envid") if k in action}
     rcpt_params = {"NOTIFY": action["notify"]} if "notify" in action else {}
+    per_rcpt = {k.lower(): v for k, v in action.get("rcpt_params", {}).items()}
     steps: list[Any] = [{"ehlo": "submitter.test"}, {"mail": {"from": sender, "params": mail_params}}]
-    steps += [{"rcpt": {"to": r, "params": rcpt_params}} for r in recipients]
+    steps += [{"rcpt": {"to": r, "params": {**rcpt_params, **{k.upper(): v for k, v in
+                                                              per_rcpt.get(r.lower(), {}).items()}}}}
+              for r in recipients]
     steps += [{"data": {"body": message.decode("utf-8", "surrogateescape").replace("\\", "\\\\")}}, "quit"]
     return steps
 
@@ -53,7 +66,10 @@ def run_outbound(target: ManagedTarget, action: Mapping[str, Any], obs: Observat
     obs.sender, obs.recipients = sender, recipients
     message = build_message(sender, recipients, action.get("subject", f"mtaconform {obs.scenario_id}"),
                             action.get("body", "Test message from mtaconform."), obs.scenario_id)
-    via = action.get("via") or ("smtp" if {"notify", "ret", "envid"} & set(action) else "command")
+    if action.get("body_bytes"):
+        head, _, body = message.partition(b"\r\n\r\n")
+        message = head + b"\r\n\r\n" + padded(body.decode(), int(action["body_bytes"]) - len(head) - 4).encode()
+    via = action.get("via") or ("smtp" if {"notify", "ret", "envid", "rcpt_params"} & set(action) else "command")
     if via == "smtp":
         record = submit(submission_steps(sender, recipients, message, action))
         obs.sessions.append(record)
@@ -65,6 +81,8 @@ def run_outbound(target: ManagedTarget, action: Mapping[str, Any], obs: Observat
         obs.notes.append(f"target still busy {QUIET_TIMEOUT_S:.0f} s after the injection")
     obs.queue_history.append(target.queue() or [])
     for _ in range(int(action.get("retries", 0))):
+        if action.get("retry_wait"):
+            time.sleep(float(action["retry_wait"]))
         target.flush()
         if not target.wait_quiet(QUIET_TIMEOUT_S):
             obs.notes.append(f"target still busy {QUIET_TIMEOUT_S:.0f} s after a queue run")

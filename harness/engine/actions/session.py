@@ -9,6 +9,8 @@ Steps are data (see scenarios/README.md). Each is a one-key mapping or a bare wo
     - bdat: {body: "…"}            # BDAT n LAST (RFC 3030), then every reply to it
     - send: "raw\\r\\n"            # raw bytes (escapes allowed); `read: N` reads N replies
     - rset / noop / quit
+    - proxy: {v1: "PROXY TCP4 …\\r\\n"}  # first step only: a PROXY header before the banner
+    - probe: {}                    # a fresh connection: is the target still answering?
 
 The target's replies are never trusted: a garbage reply, a time-out or a close is recorded on the
 step and in the session, and the session stops; checks then judge what was recorded.
@@ -23,9 +25,13 @@ from typing import Any
 
 import jsonschema
 
+from ...proxy.client import STEP_SCHEMA as PROXY_STEP_SCHEMA
+from ...proxy.client import canonical_v1, plan_from_step, send_header
 from ...smtp.client import ConnectionClosed, ReplyTimeout, SMTPClient
 from ...smtp.codec import SMTPProtocolError, dot_stuff
 from ...smtp.esmtp import format_path_args, parse_ehlo
+from ...smtp.starttls import client_handshake
+from ...smtp.tls_probe import PROBE_OPTIONS, probe_handshake
 from ...smtp.transcript import Transcript
 from ..observations import RcptRecord, SessionRecord, StepRecord
 
@@ -73,6 +79,22 @@ STEP_SCHEMAS: dict[str, Any] = {
     "rset": {"type": "null"},
     "noop": {"type": "null"},
     "quit": {"type": "null"},
+    # STARTTLS (RFC 3207) and a TLS handshake, with no SNI or the given name (DANE-31/32).
+    "starttls": {
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "properties": {"sni": {"type": ["string", "null"]},
+                       # OCSP (issue #5): ask for a staple (RFC 6066 §8) and/or pin the TLS
+                       # version; the handshake then runs over memory BIOs that keep the
+                       # server's raw flight (harness/smtp/tls_probe.py).
+                       "request_ocsp": {"type": "boolean"},
+                       "min_version": {"enum": ["TLSv1.2", "TLSv1.3"]},
+                       "max_version": {"enum": ["TLSv1.2", "TLSv1.3"]}},
+    },
+    # PROXY protocol (issue #6, harness/proxy/client.py): the header, sent before the banner.
+    "proxy": PROXY_STEP_SCHEMA,
+    "probe": {"type": ["object", "null"], "additionalProperties": False,
+              "properties": {"from": {"enum": ["listed", "unlisted"]}}},
 }
 
 
@@ -92,6 +114,17 @@ def validate_steps(steps: Any) -> tuple[list[Any], str] | None:
             return [i, kind, *errors[0].absolute_path], f"{kind}: {errors[0].message}"
         if kind == "rcpt" and isinstance(arg, dict) and not ({"role", "to", "raw"} & set(arg)):
             return [i, kind], "rcpt needs role, to or raw"
+        if kind == "proxy" and i != 0:
+            return [i, kind], "proxy must be the first step (the header precedes everything)"
+    return None
+
+
+def proxy_source(steps: list[Any]) -> str | None:
+    """The source a session's connection comes from: the `proxy:` step's `from` (default
+    "listed"), or None for a session without one (the lab's ordinary client address)."""
+    first = steps[0] if steps else None
+    if isinstance(first, dict) and "proxy" in first:
+        return str((first["proxy"] or {}).get("from", "listed"))
     return None
 
 
@@ -142,9 +175,13 @@ def padded_mail_args(sender: str, line_len: int, params: dict[str, str | None]) 
 
 
 class SessionRunner:
-    """Plays one list of steps over one connection and fills a SessionRecord."""
+    """Plays one list of steps over one connection and fills a SessionRecord.
 
-    def __init__(self, connect: Callable[[], socket.socket], recipient: Callable[[str, int], str | None],
+    CONNECT takes an optional ``source`` keyword ("listed"/"unlisted" proxy address), used only
+    by sessions that start with a `proxy:` step or `probe` one.
+    """
+
+    def __init__(self, connect: Callable[..., socket.socket], recipient: Callable[[str, int], str | None],
                  *, reply_timeout: float = 10.0, label: str = "session") -> None:
         self.connect = connect
         self.recipient = recipient
@@ -154,14 +191,22 @@ class SessionRunner:
 
     def run(self, steps: list[Any]) -> SessionRecord:
         record = SessionRecord(Transcript(self.label))
+        source = proxy_source(steps)
         try:
-            sock = self.connect()
+            sock = self.connect(source=source) if source else self.connect()
         except OSError as exc:
             record.errors.append(f"connect failed: {exc}")
             record.transcript.note(f"connect failed: {exc}")
             return record
         client = SMTPClient(sock, record.transcript, reply_timeout=self.reply_timeout)
         try:
+            if source is not None:
+                proxy_arg, steps = steps[0]["proxy"], list(steps[1:])
+                if not self._proxy(client, record, proxy_arg):
+                    for step in steps:  # the connection is done with; probes still run
+                        if isinstance(step, dict) and "probe" in step:
+                            self._do_probe(client, record, step["probe"])
+                    return record
             if not self._banner(client, record):
                 return record
             for step in steps:
@@ -174,6 +219,53 @@ class SessionRunner:
             record.closed_by_peer = client.closed_by_peer
             client.close()
         return record
+
+    # -- PROXY protocol ------------------------------------------------------------------------
+
+    def _proxy(self, client: SMTPClient, record: SessionRecord, arg: Mapping[str, Any]) -> bool:
+        """Send the header as planned; False when the session ends there."""
+        plan = plan_from_step(arg)
+        proxy, received, closed = send_header(client.sock, record.transcript, plan)
+        record.proxy = proxy
+        record.steps.append(StepRecord("proxy", proxy.sent + plan.trailing))
+        client.parser.feed(received)
+        if closed:
+            client.closed_by_peer = True
+        if plan.then == "close":  # half-closed: nothing more can be sent; keep what arrived
+            if received:
+                self._banner(client, record)
+            return False
+        return not (plan.then == "silent" and proxy.observed == "nothing")
+
+    def _do_probe(self, client: SMTPClient, record: SessionRecord, arg: Mapping[str, Any] | None) -> bool:
+        """A fresh connection (from a listed proxy, with a valid header): does a banner come?"""
+        source = (arg or {}).get("from", "listed")
+        header = canonical_v1() if source == "listed" else b""
+        step = StepRecord("probe", header)
+        record.steps.append(step)
+        record.transcript.note(f"probe: a fresh connection from the {source} proxy address")
+        try:
+            sock = self.connect(source=source)
+        except OSError as exc:
+            step.error = f"connect failed: {exc}"
+            record.errors.append(f"probe: {step.error}")
+            record.transcript.note(f"probe: {step.error}")
+            return True
+        probe = SMTPClient(sock, Transcript(f"{self.label} probe", start=record.transcript.start),
+                           reply_timeout=self.reply_timeout)
+        try:
+            if header:
+                probe.send(header)
+            ok = self._read(probe, record, step)
+            if ok:
+                record.transcript.note(f"probe: banner {step.replies[0].code} on the fresh connection")
+            probe.quit()
+        except ConnectionClosed as exc:
+            step.error = f"closed: {exc}"
+            record.errors.append(f"probe: {step.error}")
+        finally:
+            probe.close()
+        return True
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -331,6 +423,34 @@ class SessionRunner:
 
     def _do_noop(self, client: SMTPClient, record: SessionRecord, arg: None) -> bool:
         return self._simple(client, record, "noop", "NOOP") is not None
+
+    def _do_starttls(self, client: SMTPClient, record: SessionRecord,
+                     arg: Mapping[str, Any] | None) -> bool:
+        """STARTTLS, then the handshake (SNI as asked, none by default); the rest of the session
+        runs over TLS. What the server presented is kept in record.tls for the checks."""
+        sni = (arg or {}).get("sni")
+        step = self._simple(client, record, "starttls", "STARTTLS")
+        if step is None:
+            return False
+        reply = step.replies[0]
+        if reply.code != 220:
+            record.tls = {"sni_sent": sni, "handshake_ok": False, "reply": reply.code,
+                          "error": f"STARTTLS answered {reply.code}", "chain": [], "chain_pem": []}
+            return True  # the session goes on in clear; the checks judge it
+        if set(PROBE_OPTIONS) & set(arg or {}):  # OCSP: staple requested, raw flight kept
+            tls_sock, info = probe_handshake(client.sock, sni, self.reply_timeout, arg or {})
+        else:
+            tls_sock, info = client_handshake(client.sock, sni, self.reply_timeout)
+        record.tls = {**info, "reply": reply.code}
+        if tls_sock is None:
+            record.transcript.note(f"TLS handshake failed (sni={sni}): {info['error']}")
+            record.errors.append(f"starttls: TLS handshake failed: {info['error']}")
+            return False
+        record.transcript.note(f"TLS established: {info['version']} {info['cipher']} sni={sni} "
+                               f"chain: {' <- '.join(c['subject'] for c in info['chain'])}")
+        client.sock = tls_sock  # type: ignore[assignment]
+        client.parser = type(client.parser)()  # RFC 3207 §4.2: forget anything before TLS
+        return True
 
     def _do_quit(self, client: SMTPClient, record: SessionRecord, arg: None) -> bool:
         step = StepRecord("quit", b"QUIT\r\n")

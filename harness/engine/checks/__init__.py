@@ -5,9 +5,10 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Mapping
 
-from . import delivery, prdr_client, prdr_server, smtp_server
+from . import dane, delivery, dsn, ocsp, prdr_client, prdr_server, proxy, smtp_server
 from .base import CheckDef, registry
 
 
 def all_checks() -> Mapping[str, CheckDef]:
-    return MappingProxyType(registry(smtp_server, prdr_server, prdr_client, delivery))
+    return MappingProxyType(registry(smtp_server, prdr_server, prdr_client, delivery, dane, ocsp,
+                                      proxy, dsn))
