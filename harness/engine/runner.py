@@ -187,8 +187,11 @@ class Runner:
 
     def _probe(self, run: TargetRun) -> None:
         """Capability probe: banner and EHLO keywords, recorded in the results."""
+        steps: list[Any] = list(PROBE_STEPS)
+        if not run.spec.managed and "proxy" in run.spec.features:
+            steps.insert(0, {"proxy": {"v1": "PROXY UNKNOWN\\r\\n"}})  # it expects a header first
         record = SessionRunner(run.connect, run.recipient, reply_timeout=self._reply_timeout(run),
-                               label="probe").run(PROBE_STEPS)
+                               label="probe").run(steps)
         caps = run.info.capabilities
         caps["banner"] = record.banner.text if record.banner else None
         caps["ehlo"] = sorted(record.ehlo.keywords) if record.ehlo else []

@@ -319,11 +319,9 @@ def send_header(sock: socket.socket, transcript: Transcript, plan: ProxyPlan
     """Carry out PLAN on a connected socket. Returns the record, the server's bytes received
     meanwhile (for the SMTP parser) and whether the server closed the connection."""
     record = ProxyRecord(plan)
-    try:
-        host, port = sock.getsockname()[:2]
-        record.local = Address(host, port)
-    except OSError:
-        pass
+    name = sock.getsockname()
+    if isinstance(name, tuple) and len(name) >= 2:  # an AF_UNIX socket pair (tests) has none
+        record.local = Address(str(name[0]), int(name[1]))
     watch = _Watch(sock, transcript, record)
     record.t_connected = watch.now()
     record.sent = plan.sent_header

@@ -203,17 +203,17 @@ class SessionRunner:
             if source is not None:
                 proxy_arg, steps = steps[0]["proxy"], list(steps[1:])
                 if not self._proxy(client, record, proxy_arg):
-                    for step in steps:  # the connection is done with; probes still run
-                        if isinstance(step, dict) and "probe" in step:
-                            self._do_probe(client, record, step["probe"])
+                    self._probes(client, record, steps)
                     return record
             if not self._banner(client, record):
+                self._probes(client, record, steps)
                 return record
-            for step in steps:
+            for i, step in enumerate(steps):
                 if isinstance(step, str):
                     step = {step: None}
                 (kind, arg), = step.items()
                 if not self._step(client, record, kind, arg):
+                    self._probes(client, record, steps[i + 1:])
                     break
         finally:
             record.closed_by_peer = client.closed_by_peer
@@ -236,6 +236,12 @@ class SessionRunner:
                 self._banner(client, record)
             return False
         return not (plan.then == "silent" and proxy.observed == "nothing")
+
+    def _probes(self, client: SMTPClient, record: SessionRecord, steps: list[Any]) -> None:
+        """The session ended early: the `probe` steps still run (is the target still there?)."""
+        for step in steps:
+            if isinstance(step, dict) and "probe" in step:
+                self._do_probe(client, record, step["probe"])
 
     def _do_probe(self, client: SMTPClient, record: SessionRecord, arg: Mapping[str, Any] | None) -> bool:
         """A fresh connection (from a listed proxy, with a valid header): does a banner come?"""

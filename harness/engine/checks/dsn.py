@@ -586,6 +586,7 @@ def dsn_original_recipient(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     if not judged:
         return skipped(f"no group for a recipient {'with' if case == 'given' else 'without'} ORCPT")
     return passed(f"Original-Recipient right in {judged} group(s)", actual="; ".join(rows),
+                  expected="with ORCPT: Original-Recipient = the ORCPT decoded; without: none",
                   evidence=ev_dsns(items))
 
 
@@ -627,6 +628,7 @@ def dsn_action(obs: Observations, p: Mapping[str, Any]) -> Verdict:
                               f"peer {ev.outcome} it", expected=f"Action: {' or '.join(allowed)}",
                               actual=f"Action: {g.get('action')}", evidence=ev_dsns([a]) + ev_peer([ev]))
     return passed(f"Action valid and consistent in {len(rows)} group(s)", actual="; ".join(rows),
+                  expected="refused → failed; deferred and queued → delayed; accepted → delivered/relayed",
                   evidence=ev_dsns(items) + ev_peer(events))
 
 
@@ -646,6 +648,7 @@ def dsn_status(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     if not p.get("copies_remote"):
         statuses = [f"<{g.final_recipient}>: {g.get('status')}" for a in items for g in _groups(a)]
         return passed(f"Status valid in {len(statuses)} group(s)", actual="; ".join(statuses),
+                      expected="Status: DIGIT.1*3DIGIT.1*3DIGIT, class agreeing with Action",
                       evidence=ev_dsns(items))
     convs = conversations(obs.peers)
     judged = []
@@ -661,7 +664,8 @@ def dsn_status(obs: Observations, p: Mapping[str, Any]) -> Verdict:
                               actual=f"Status: {g.get('status')}", evidence=ev_dsns([a]) + ev_peer([ev]))
     if not judged:
         return skipped("no peer reply with an enhanced status code names a recipient of the DSNs")
-    return passed("Status copies the remote's enhanced code", actual="; ".join(judged), evidence=ev_dsns(items))
+    return passed("Status copies the remote's enhanced code", expected="Status = the remote's enhanced code",
+                  actual="; ".join(judged), evidence=ev_dsns(items))
 
 
 @check(params={"kind": _kind, "expect": {"enum": ["remote", "none"]}}, required=("expect",))
@@ -706,6 +710,7 @@ def dsn_remote_mta(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     if not rows:
         return skipped("no DSN group names a recipient a peer answered for")
     return passed(f"one Remote-MTA naming the MX in {len(rows)} group(s)", actual="; ".join(rows),
+                  expected="exactly one Remote-MTA: dns; <the MX that answered>",
                   evidence=ev_dsns(items))
 
 
@@ -754,6 +759,7 @@ def dsn_diagnostic_code(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     if not rows:
         return skipped("no failed or delayed group for a recipient a peer refused")
     return passed(f"Diagnostic-Code carries the remote reply in {len(rows)} group(s)", actual="; ".join(rows),
+                  expected="Diagnostic-Code: smtp; <every line of the remote reply>",
                   evidence=ev_dsns(items) + ev_peer(events))
 
 
@@ -816,7 +822,9 @@ def dsn_groups(obs: Observations, p: Mapping[str, Any]) -> Verdict:
                           actual=", ".join(listed) or "(none)", evidence=ev_dsns(items))
         return passed(f"one group each for {', '.join(want)}", expected=expected, actual=", ".join(listed),
                       evidence=ev_dsns(items))
-    return passed(f"{len(items)} DSN(s) laid out in groups: {', '.join(listed)}", evidence=ev_dsns(items))
+    return passed(f"{len(items)} DSN(s) laid out in groups: {', '.join(listed)}",
+                  expected="per-message fields, blank line, one group per recipient",
+                  actual=", ".join(listed), evidence=ev_dsns(items))
 
 
 @check(params={"kind": _kind})
@@ -905,7 +913,9 @@ def dsn_info(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     if problems:
         return failed(f"{len(problems)} DSN_INFO value(s) differ from the transcript: {problems[0]}",
                       expected="values equal to the fake MX's transcript", actual="\n".join(problems), evidence=ev_list)
-    return passed(f"DSN_INFO fields equal the transcript in {judged} group(s)", evidence=ev_list)
+    return passed(f"DSN_INFO fields equal the transcript in {judged} group(s)",
+                  expected="values equal to the fake MX's transcript",
+                  actual="; ".join(f"{r['field']}: {r['actual']}" for r in rows), evidence=ev_list)
 
 
 # -- PRDR (draft-hall-prdr-00 §4.6) ------------------------------------------------------------
@@ -940,8 +950,10 @@ def dsn_prdr_groups(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     if wrong:
         return failed(f"<{wrong[0]}> is reported failed although the PRDR block accepted it",
                       expected="no failed group for accepted recipients", actual=", ".join(wrong), evidence=ev)
-    return passed("one group per refused recipient, each with its own reply: "
-                  + ", ".join(f"{r}: {e.text}" for r, e in refused.items()), evidence=ev)
+    replies = ", ".join(f"{r}: {e.text}" for r, e in refused.items())
+    return passed(f"one group per refused recipient, each with its own reply: {replies}",
+                  expected="one failed group per refused recipient, with its own reply; none for accepted ones",
+                  actual=replies, evidence=ev)
 
 
 # -- relaying the parameters (RFC 3461 §5.2.1) -------------------------------------------------
@@ -988,4 +1000,6 @@ def dsn_params_relayed(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     if wrong:
         return failed(f"{len(wrong)} parameter(s) not relayed unchanged: {wrong[0]}",
                       expected="the submitted NOTIFY, ORCPT, RET, ENVID", actual="\n".join(wrong), evidence=ev)
-    return passed(f"{len(rows)} DSN parameter(s) relayed unchanged", evidence=ev)
+    return passed(f"{len(rows)} DSN parameter(s) relayed unchanged",
+                  expected="the submitted NOTIFY, ORCPT, RET, ENVID",
+                  actual="; ".join(f"{r['command']} {r['parameter']}={r['relayed']}" for r in rows), evidence=ev)

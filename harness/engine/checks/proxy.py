@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,15 +163,17 @@ def view(obs: Observations) -> ProxyView | Verdict:
         t_closed = proxy.t_closed if t_closed is None else min(t_closed, proxy.t_closed)
     after = [st for st in s.steps if st.kind not in ("proxy", "banner", "probe")]
     first_reply = next((r for st in after for r in st.replies[:1]), None)
+    # Served: some command after the banner got a positive reply (QUIT's 221 does not count).
+    served = any(r.code // 100 in (2, 3) for st in after if st.kind != "quit" for r in st.replies)
     if s.banner is None:
         outcome = "dropped" if t_closed is not None else "silent"
     elif s.banner.code // 100 != 2:
         outcome = "refused"
-    elif first_reply is None:
+    elif served:
+        outcome = "accepted"
+    else:
         tried = any(st.sent for st in after)
         outcome = "refused" if tried else "banner"
-    else:
-        outcome = "accepted" if first_reply.code // 100 == 2 else "refused"
     v = ProxyView(s, proxy, outcome, t_banner if s.banner else None, t_closed, first_reply)
     v.identities = _session_identities(s)
     clients, proxies = _log_identities(obs)
@@ -217,13 +220,13 @@ def _expected_text(p: ProxyRecord) -> str:
 
 def _literal_identities(p: ProxyRecord) -> list[Address]:
     """Addresses a lenient parser could honestly read from the bytes sent (the identity oracle
-    for a header that should have been refused): v1 address tokens, v2 address fields that were
-    really sent."""
+    for a header that should have been refused): v1 address tokens (any port), v2 address fields
+    that were really sent — with their port only if its two bytes were sent too (port None = any
+    port; a v2 address whose port was not sent gets port -1, which no identity matches)."""
     data = p.sent
     found: list[Address] = []
     if data.startswith(b"PROXY") or b"PROXY" in data[:16]:
         for tok in re.split(rb"[\s]+", data):
-            tok = tok.strip()
             try:
                 found.append(Address(str(ipaddress.ip_address(tok.decode("ascii").split("%")[0]))))
             except (ValueError, UnicodeDecodeError):
@@ -231,15 +234,24 @@ def _literal_identities(p: ProxyRecord) -> list[Address]:
     if data.startswith(V2_SIGNATURE) and len(data) >= 16:
         block = data[16:]
         fam = data[13] >> 4
-        if fam == Family.INET and len(block) >= 4:
-            found.append(Address(str(ipaddress.IPv4Address(block[:4]))))
-        if fam == Family.INET and len(block) >= 8:
-            found.append(Address(str(ipaddress.IPv4Address(block[4:8]))))
-        if fam == Family.INET6 and len(block) >= 16:
-            found.append(Address(str(ipaddress.IPv6Address(block[:16]))))
-        if fam == Family.INET6 and len(block) >= 32:
-            found.append(Address(str(ipaddress.IPv6Address(block[16:32]))))
+        size, cls = {Family.INET: (4, ipaddress.IPv4Address), Family.INET6: (16, ipaddress.IPv6Address)}.get(
+            Family(fam) if fam <= 3 else Family.UNSPEC, (0, None))
+        if cls is not None:
+            for i in range(2):
+                if len(block) >= size * (i + 1):
+                    at = 2 * size + 2 * i
+                    port = struct.unpack("!H", block[at:at + 2])[0] if len(block) >= at + 2 else -1
+                    found.append(Address(str(cls(block[size * i:size * (i + 1)])), port))
     return found
+
+
+def _from_bytes(identity: Identity, allowed: list[Address]) -> bool:
+    for a in allowed:
+        if identity.address.ip != a.ip:
+            continue
+        if a.port is None or identity.address.port is None or identity.address.port == a.port:
+            return True
+    return False
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -311,7 +323,7 @@ def proxy_identity(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     # An invalid header was accepted (proxy_rejected fails for that); the identity must still be
     # the real connection's or one the bytes sent really carry.
     allowed = _literal_identities(pr) + ([pr.local] if pr.local else [])
-    made_up = [i for i in v.identities if not any(i.address.ip == a.ip for a in allowed)]
+    made_up = [i for i in v.identities if not _from_bytes(i, allowed)]
     expected = "an identity made of the bytes sent: " + (", ".join(str(a) for a in allowed) or "(none)")
     if made_up:
         return failed("misparsed: an identity made of bytes that were not sent: "
@@ -513,7 +525,7 @@ def proxy_session_bytes(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     v = _view(obs)
     if isinstance(v, Verdict):
         return v
-    if v.outcome != "accepted":
+    if v.s.banner is None or v.s.banner.code // 100 != 2:
         return failed(f"the header was not accepted ({v.how()})", evidence=evidence(v))
     pr = v.proxy
     sent = v.s.transcript.sent_by("C")[len(pr.sent):]
@@ -527,6 +539,11 @@ def proxy_session_bytes(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     unknown = [r for r in replies[1:] if r.code in (500, 502)]
     if unknown:
         return failed(f"header bytes leaked into SMTP: {show(unknown[0])}", expected=expected,
+                      actual=actual, evidence=ev)
+    if commands and commands[-1].upper() == b"QUIT" and len(replies) == 1 + len(commands) \
+            and replies[-1].code != 221:
+        return failed(f"QUIT was answered with {show(replies[-1])}: an earlier command was answered "
+                      "more than once (session bytes duplicated or leaked)", expected=expected,
                       actual=actual, evidence=ev)
     if len(replies) != 1 + len(commands):
         what = "lost" if len(replies) < 1 + len(commands) else "duplicated or leaked"
