@@ -31,7 +31,7 @@ from harness.engine.observations import Observations
 from harness.engine.scenario import CheckSpec
 from harness.report.model import STRENGTH, Outcome
 from support.dsn import SharedTarget, clone, replace_sink, sample, shared_target, sink
-from support.harness import SCENARIOS, FaultyServer, run, scenario
+from support.harness import SCENARIOS, FaultyServer, run, scenario, missing_unit_tests
 
 CHECKS = all_checks()
 Fault = Callable[[Observations], Observations]
@@ -448,9 +448,7 @@ def test_every_dsn_check_is_failed_somewhere() -> None:
 
 
 def test_unit_covered_tests_exist() -> None:
-    for ref in UNIT_COVERED.values():
-        path, name = ref.split("::")
-        assert f"def {name}(" in (SCENARIOS.parent / path).read_text(), ref
+    assert missing_unit_tests(UNIT_COVERED) == []
 
 
 def test_server_faults_are_judged_by_the_check_of_the_scenario() -> None:

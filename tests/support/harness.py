@@ -116,3 +116,14 @@ def check_result(res: ScenarioResult, check: str, *, requirement: str | None = N
                           f"reason {res.reason!r}, checks "
                           f"{[(c.check, c.requirement, c.level) for c in res.checks]}")
     return found[0]
+
+
+def missing_unit_tests(unit_covered: Mapping[Any, str]) -> list[str]:
+    """References "tests/…/file.py::test_name" (checks a unit test makes fail, because no real
+    target can) whose test function does not exist."""
+    missing = []
+    for ref in unit_covered.values():
+        path, name = ref.split("::")
+        if f"def {name}(" not in (ROOT / path).read_text():
+            missing.append(ref)
+    return missing
