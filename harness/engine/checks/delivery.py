@@ -22,10 +22,11 @@ def dsns(obs: Observations) -> tuple[list[DeliveryReport], list[str]]:
     """The DSNs that reached the sink, and what could not be read as one."""
     reports, problems = [], []
     for session in obs.sink:
-        sender = session.mail_params.get("__path__") if hasattr(session, "mail_params") else None
-        for msg in session.messages:
+        # session.messages holds each transaction's message in order: pair them for the sender.
+        senders = [t.reverse_path for t in session.transactions if t.message is not None]
+        for i, msg in enumerate(session.messages):
             try:
-                reports.append(parse_dsn(msg, sender))
+                reports.append(parse_dsn(msg, senders[i] if i < len(senders) else None))
             except DSNError as exc:
                 problems.append(f"not a DSN ({exc}): {msg[:200]!r}")
     return reports, problems

@@ -256,14 +256,10 @@ def _from_bytes(identity: Identity, allowed: list[Address]) -> bool:
 
 # -- checks -----------------------------------------------------------------------------------
 
-def _view(obs: Observations) -> ProxyView | Verdict:
-    return view(obs)
-
-
 @check()
 def proxy_accepted(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """A valid header is accepted: banner, then the session is served (§2.1, §2.2)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     pr = v.proxy
@@ -281,7 +277,7 @@ def proxy_accepted(obs: Observations, p: Mapping[str, Any]) -> Verdict:
 @check()
 def proxy_rejected(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """An invalid, incomplete or unexpected header is not accepted (L289–292, L498–503)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     pr = v.proxy
@@ -297,7 +293,7 @@ def proxy_rejected(obs: Observations, p: Mapping[str, Any]) -> Verdict:
 @check()
 def proxy_identity(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """Once accepted, the MTA's client identity is the one the bytes carry: never misparsed."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     pr = v.proxy
@@ -339,7 +335,7 @@ def proxy_identity(obs: Observations, p: Mapping[str, Any]) -> Verdict:
                           "description": "seconds after the header's last byte (default 4)"}})
 def proxy_aborted(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """After a rejected header the connection is closed, with no banner, promptly (L289–292)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     within = float(p.get("within", 4.0))
@@ -364,7 +360,7 @@ def proxy_aborted(obs: Observations, p: Mapping[str, Any]) -> Verdict:
 @check()
 def proxy_no_early_reply(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """Nothing from the MTA before the header's last byte (L172–174)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     pr = v.proxy
@@ -382,7 +378,7 @@ def proxy_no_early_reply(obs: Observations, p: Mapping[str, Any]) -> Verdict:
                          "description": "the shortest allowed timeout (default 3: L175–177)"}})
 def proxy_timeout(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """Without a header: close after at least 3 s, with no banner (L175–177)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     low = float(p.get("min_s", 3.0))
@@ -406,7 +402,7 @@ def proxy_timeout(obs: Observations, p: Mapping[str, Any]) -> Verdict:
 @check()
 def proxy_unlisted_direct(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """From a host not listed as a proxy, a PROXY line is an unknown command (L184–190)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     s, pr = v.s, v.proxy
@@ -433,7 +429,7 @@ def proxy_unlisted_direct(obs: Observations, p: Mapping[str, Any]) -> Verdict:
        required=("expect",))
 def proxy_policy(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """Policy follows the header's client, not the proxy (L120–124, L727–732)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     if v.outcome != "accepted":
@@ -465,7 +461,7 @@ def proxy_policy(obs: Observations, p: Mapping[str, Any]) -> Verdict:
 @check()
 def proxy_logged_separately(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """The log names the client from the header, and the proxy separately (Exim H= and PRX=)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     if not obs.logs.get("main"):
@@ -491,7 +487,7 @@ def proxy_logged_separately(obs: Observations, p: Mapping[str, Any]) -> Verdict:
 def proxy_crc32c(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """A wrong CRC32C: if the MTA verifies checksums it treats the connection as invalid, and
     the default for an invalid connection is to abort it (§2.2.3, L596–608)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     expected = "rejected and the connection aborted (or accepted: checksums not supported)"
@@ -522,7 +518,7 @@ def _replies(data: bytes) -> tuple[list[Reply], str | None]:
 @check()
 def proxy_session_bytes(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """Bytes after the header are the session's: each command answered once, none leaked (L313–318)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     if v.s.banner is None or v.s.banner.code // 100 != 2:
@@ -562,7 +558,7 @@ def proxy_session_bytes(obs: Observations, p: Mapping[str, Any]) -> Verdict:
 def proxy_survives(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """The MTA neither hangs nor crashes: no process left busy, a fresh connection gets a banner,
     no panic log, a reaction to the header within WITHIN seconds (PROXY-25, L449–452)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     probes = v.s.steps_of("probe")
@@ -597,7 +593,7 @@ def proxy_survives(obs: Observations, p: Mapping[str, Any]) -> Verdict:
 @check()
 def proxy_fallback(obs: Observations, p: Mapping[str, Any]) -> Verdict:
     """A family the MTA need not support: reject it, or accept it with the real endpoints (L444–447)."""
-    v = _view(obs)
+    v = view(obs)
     if isinstance(v, Verdict):
         return v
     if v.outcome != "accepted":
