@@ -328,10 +328,18 @@ class _Dialogue:
         self._send(text_reply(text))
 
     def _hang(self) -> None:
+        """Send nothing more and keep the connection. A client's FIN does not end the hang: Exim
+        half-closes right after the QUIT it pipelines behind the message, and a server that hangs
+        keeps its side open, so the client must time out on its own (PRDR-20)."""
         self.transcript.note("hanging")
+        half_closed = False
         while not self.stop.is_set():
-            if self._recv() == b"":
-                raise _End("client closed while the peer hung", "client")
+            if half_closed:
+                self.stop.wait(0.05)
+            elif self._recv() == b"":
+                half_closed = True
+                self.transcript.note("the client half-closed; the peer keeps hanging")
+                self.mx._settle(self.session.index)
         raise _End("stopped", "peer")
 
     def _next_event(self) -> Command | MessageData | Chunk:
@@ -639,6 +647,7 @@ class FakeMX:
         self._conns: dict[int, socket.socket] = {}
         self._threads: list[threading.Thread] = []
         self._active = 0
+        self._settled: set[int] = set()  # sessions hanging after the client's FIN: nothing more to come
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self.accept_error: str | None = None
@@ -696,9 +705,15 @@ class FakeMX:
             self._listener.close()
 
     def wait_idle(self, timeout: float) -> bool:
-        """True once no connection is open (also when none ever came)."""
+        """True once no connection is open (also when none ever came) but hung ones the client
+        has half-closed: neither side will send anything more on those."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._active == 0, timeout)
+            return self._idle.wait_for(lambda: self._active - len(self._settled) == 0, timeout)
+
+    def _settle(self, index: int) -> None:
+        with self._idle:
+            self._settled.add(index)
+            self._idle.notify_all()
 
     def _accept_loop(self) -> None:
         assert self._listener is not None
@@ -743,6 +758,7 @@ class FakeMX:
             with self._idle:
                 self._conns.pop(session.index, None)
                 self._active -= 1
+                self._settled.discard(session.index)
                 self._idle.notify_all()
 
 

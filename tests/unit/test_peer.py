@@ -305,13 +305,22 @@ def test_hang_ends_promptly_on_stop_without_spinning(serve) -> None:
     assert c.read_until_closed().endswith(b"250 2.1.5 ok\r\n")  # nothing after RCPT's reply
 
 
-def test_hang_ends_when_client_gives_up(serve) -> None:
+def test_hang_outlasts_the_clients_half_close(serve) -> None:
+    """A hung server keeps its side open after the client's FIN (Exim half-closes after the QUIT
+    it pipelines): the client must time out on its own; the hang ends when the world stops."""
     mx = serve(script_from_data({"banner": {"hang": True}}))
     c = serve.connect(mx)
     time.sleep(0.05)
+    c.sock.shutdown(socket.SHUT_WR)
+    assert mx.wait_idle(2)  # settled: neither side will send more
+    c.sock.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        c.sock.recv(1)  # and not closed
+    mx.stop()
+    (s,) = mx.sessions_seen
+    assert s.closed_by == "peer" and s.transcript.sent_by("S") == b""
+    assert b"the client half-closed; the peer keeps hanging" in [e.data for e in s.transcript.events]
     c.close()
-    s = only_session(mx)
-    assert s.closed_by == "client" and s.transcript.sent_by("S") == b""
 
 
 def test_delay_ends_promptly_on_stop(serve) -> None:
