@@ -124,20 +124,6 @@ def test_log_is_ordered_under_concurrency(server: DNSServer) -> None:
     assert len(stamps) == 20 and stamps == sorted(stamps)
 
 
-def test_udp_reply_is_fast(server: DNSServer) -> None:
-    q = query("mx.d.test").pack()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(2)
-        s.sendto(q, ("127.0.0.1", server.port))
-        s.recv(512)  # warm up
-        start = time.perf_counter()
-        for _ in range(100):
-            s.sendto(q, ("127.0.0.1", server.port))
-            s.recv(512)
-        per_query = (time.perf_counter() - start) / 100
-    assert per_query < 0.002, per_query  # well under 1 ms typically; generous for slow CI
-
-
 def test_stop_is_quick_and_idempotent() -> None:
     srv = DNSServer(socket.socket, "127.0.0.1", 0, world=WORLD)
     srv.start()
