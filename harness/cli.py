@@ -1,7 +1,8 @@
 """`mtaconform`: run conformance scenarios against an MTA and write reports.
 
 Exit status: 0 no MUST-level requirement failed; 1 one did; 2 usage or input error (a bad
-scenario or target file); 3 the harness itself failed; 130 interrupted.
+scenario or target file); 3 the harness itself failed; 130 interrupted. With `run --baseline`:
+0 no verdict got worse than the baseline's, 1 one did (3 if it became a harness error).
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .engine.catalogue import CatalogueError, load_catalogue
 from .engine.yamlsrc import InputError
 from .targets import spec as target_spec
+
+if TYPE_CHECKING:
+    from .report.compare import Comparison
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIOS = PROJECT / "scenarios"
@@ -35,9 +40,38 @@ EPILOG = textwrap.dedent("""\
       mtaconform run --target my-exim/exim.yaml        a copy of the Exim spec with your config
       mtaconform list --feature prdr                   what would run
       mtaconform requirements --feature prdr           the requirement catalogue
+      mtaconform baseline save baseline.yaml           record reports/latest's verdicts
+      mtaconform run --baseline baseline.yaml          fail only on a verdict that got worse
+      mtaconform diff old/results.json new/results.json
 
     exit status: 0 no MUST-level failure, 1 a MUST failed, 2 bad input, 3 harness error,
-    130 interrupted. Reports: index.html, results.json, junit.xml in --out.
+    130 interrupted. With --baseline: 0 nothing got worse, 1 a verdict got worse.
+    Reports: index.html, results.json, junit.xml in --out.
+    """)
+
+BASELINE_EPILOG = textwrap.dedent("""\
+    Verdicts from best to worst: pass < unsupported = skip < non-strict < fail < error.
+    With --baseline a run exits 1 when a verdict got worse than the baseline's (or a scenario
+    the baseline does not know fails), 3 when one became an error, 0 otherwise: known failures
+    do not fail the run, and the reports mark them as known.
+
+    examples:
+      mtaconform run --target my-exim/exim.yaml; mtaconform baseline save baseline.yaml
+      mtaconform baseline save baseline.yaml --from reports/nightly/results.json
+      mtaconform run --target my-exim/exim.yaml --baseline baseline.yaml
+      mtaconform diff baseline.yaml reports/latest/results.json
+    """)
+
+
+FUZZ_EPILOG = textwrap.dedent("""\
+    examples:
+      mtaconform fuzz proxy --seconds 60               PROXY headers against the sandboxed Exim
+      mtaconform fuzz smtp --examples 500 --seed 7     SMTP command sequences, reproducibly
+      mtaconform fuzz self --seconds 30                the harness's own parsers, in-process
+      mtaconform replay reports/fuzz/proxy/findings/proxy-001-proxy-identity.json
+
+    exit status: 0 no finding, 1 findings, 2 bad input or target unavailable, 3 harness
+    error, 130 interrupted. Output: index.html, stats.json, findings/*.json in --out.
     """)
 
 
@@ -84,12 +118,40 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reply-timeout", type=float, default=None, metavar="S",
                      help="seconds to wait for each SMTP reply (default: the target spec's, 10)")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    run.add_argument("--baseline", type=Path, default=None, metavar="FILE",
+                     help="compare with a baseline file (mtaconform baseline save): exit 1 only "
+                          "when a verdict got worse; known deviations are marked in the reports")
 
     lst = sub.add_parser("list", help="list scenarios")
     selection(lst)
     req = sub.add_parser("requirements", help="list the requirement catalogue")
     req.add_argument("--feature", "-f", action="append", default=[], metavar="F")
     sub.add_parser("targets", help="list built-in targets")
+    baseline = sub.add_parser("baseline", help="save the verdicts of a run as a baseline file",
+                              epilog=BASELINE_EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    baseline_sub = baseline.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+    save = baseline_sub.add_parser("save", help="write a baseline file from a run's results.json",
+                                   epilog=BASELINE_EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    save.add_argument("file", type=Path, metavar="FILE", help="the baseline file to write (YAML)")
+    save.add_argument("--from", dest="source", type=Path, default=DEFAULT_OUT / "results.json",
+                      metavar="RESULTS", help=f"results of the run to record (default: "
+                                              f"{DEFAULT_OUT / 'results.json'})")
+    diff = sub.add_parser("diff", help="compare two results.json (or baseline) files",
+                          description="Compare the verdicts of two runs: regressions, "
+                                      "improvements, new and removed scenarios. Exit 1 when a "
+                                      "verdict got worse, 0 otherwise, 2 for a bad file.",
+                          epilog=BASELINE_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    diff.add_argument("old", type=Path, metavar="OLD", help="results.json (or a baseline file)")
+    diff.add_argument("new", type=Path, metavar="NEW", help="results.json (or a baseline file)")
+    from .fuzz.cli_args import add_parsers as add_fuzz_parsers  # issue #8: fuzz and replay
+
+    add_fuzz_parsers(sub, FUZZ_EPILOG)
+    from .coverage.command import add_parser as add_coverage_parser  # issue #8: coverage
+
+    add_coverage_parser(sub)
     return parser
 
 
@@ -158,12 +220,17 @@ def cmd_targets(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .engine.parallel import run_parallel
     from .engine.progress import Progress
+    from .report import baseline
     from .report.write import write_reports
 
     if args.workers < 1:
         raise InputError("-n", None, "the number of workers is at least 1")
     recipients = parse_recipients(args.recipient)
     targets = [target_spec.resolve(t, recipients) for t in (args.target or ["exim"])]
+    known = None
+    if args.baseline is not None:  # a bad baseline file is found before the run, not after it
+        known = baseline.load(args.baseline)
+        baseline.check_targets(known, [t.name for t in targets])
     catalogue, checks, scenarios = load_selection(args)
     if not scenarios:
         raise InputError("--feature/--scenario", None, "the selection contains no scenario")
@@ -176,14 +243,87 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run_parallel(scenarios, targets, catalogue, checks, out_dir=args.out,
                               workers=args.workers, slow=args.slow, reply_timeout=args.reply_timeout,
                               on_start=progress.started, on_result=progress.finished)
+    comparison = baseline.apply(result, known) if known is not None else None
     paths = write_reports(result, args.out)
     progress.summary(result, paths)
+    if comparison is not None:
+        print_comparison(comparison, f"baseline {args.baseline}", limit=20,
+                         where_all=f" (all of them: {paths['html']}, {paths['json']})")
     if result.stopped_early:
         return EXIT_INTERRUPTED
     return result.exit_status()
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "requirements": cmd_requirements, "targets": cmd_targets}
+def print_comparison(comparison: Comparison, what: str, limit: int | None = None,
+                     where_all: str = "") -> None:
+    """The changes (regressions first), then one summary line; LIMIT cuts the lists other than
+    the regressions short."""
+    from .report.compare import format_changes, summary_line
+
+    for line in format_changes(comparison, limit=limit, where_all=where_all):
+        print(line)
+    print(f"{what}: {summary_line(comparison)}")
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .report import baseline
+    from .report.compare import table_from_results
+    from .report.json_writer import ResultsFileError, load_json
+
+    if not args.source.is_file():
+        raise InputError(args.source, None, "no such results file (run `mtaconform run` first, "
+                                            "or name one with --from)")
+    try:
+        data = load_json(args.source)
+    except ResultsFileError as exc:
+        raise InputError(args.source, None, str(exc).removeprefix(f"{exc.path}: ")) from None
+    if data["stopped_early"]:
+        raise InputError(args.source, None, f"the run stopped early ({data['stopped_early']}): "
+                                            f"a baseline needs a complete run")
+    table = table_from_results(data)
+    tool = f"{data['tool'].get('name', 'mtaconform')} {data['tool'].get('version', '')}".strip()
+    kept = baseline.save(args.file, table, tool=tool,
+                         source=f"{args.source} (run started {data['started']})")
+    counts: dict[str, int] = {}
+    for v in table.values():
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    targets = len({t for t, _ in table})
+    print(f"{args.file}: {len(table)} scenario verdict(s) of {targets} target(s) "
+          f"({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))})"
+          + (f"; {kept} comment(s) kept" if kept else ""))
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .report.baseline import load_verdicts
+    from .report.compare import compare
+
+    comparison = compare(load_verdicts(args.old), load_verdicts(args.new))
+    print_comparison(comparison, f"{args.old} -> {args.new}")
+    return EXIT_MUST_FAILED if comparison.regressions else EXIT_OK
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from .fuzz.run import cmd_fuzz as run_fuzz
+
+    return run_fuzz(args)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .fuzz.run import cmd_replay as run_replay
+
+    return run_replay(args)
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from .coverage.command import main as coverage_main
+
+    return coverage_main(args, build_parser(), COMMANDS)
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "requirements": cmd_requirements, "targets": cmd_targets,
+            "fuzz": cmd_fuzz, "replay": cmd_replay, "baseline": cmd_baseline, "diff": cmd_diff,
+            "coverage": cmd_coverage}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

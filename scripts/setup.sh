@@ -54,3 +54,30 @@ if [ "${MTACONFORM_BUILD_DSNINFO:-1}" != 0 ]; then
   scripts/build-exim-dsninfo.sh \
     || echo "setup: exim-dsninfo was not built (see above); its scenarios will be skipped" >&2
 fi
+
+# The opensmtpd target (issue #9): Debian's opensmtpd package unpacked, never installed (apt would
+# remove Exim), into /opt/mtaconform/opensmtpd, with its users opensmtpd and opensmtpq. A few
+# seconds the first time, nothing afterwards. MTACONFORM_OPENSMTPD=0 skips it; a failure does not
+# stop the setup. Either way the target is then unavailable and its scenarios and tests skip.
+if [ "${MTACONFORM_OPENSMTPD:-1}" != 0 ]; then
+  scripts/build-opensmtpd.sh \
+    || echo "setup: opensmtpd was not unpacked (see above); its scenarios will be skipped" >&2
+fi
+
+# The postfix target (issue #9): Debian's postfix package unpacked, never installed (apt would
+# remove Exim), into /opt/mtaconform/postfix, with its mail owner mtaconform-postfix and setgid
+# group mtaconform-postdrop. A few seconds the first time, nothing afterwards. MTACONFORM_POSTFIX=0
+# skips it; a failure does not stop the setup. Either way the target is then unavailable and its
+# scenarios and tests skip, saying so.
+if [ "${MTACONFORM_POSTFIX:-1}" != 0 ]; then
+  scripts/build-postfix.sh \
+    || echo "setup: postfix was not unpacked (see above); its scenarios will be skipped" >&2
+fi
+
+# The exim-coverage target (issue #8), optional: Exim rebuilt from the same Debian source with gcc
+# --coverage into /opt/mtaconform/exim-coverage, for `mtaconform coverage`. Built only when
+# MTACONFORM_BUILD_COVERAGE=1 (about 35 s on two idle cores); a failure does not stop the setup.
+if [ "${MTACONFORM_BUILD_COVERAGE:-0}" = 1 ]; then
+  scripts/build-exim-coverage.sh \
+    || echo "setup: exim-coverage was not built (see above); mtaconform coverage will say so" >&2
+fi

@@ -38,6 +38,9 @@ class QueryRecord:
     authority: tuple[str, ...] = ()
     size: int = 0  # reply length in octets
     error: str | None = None
+    # What a reply mutator (DNSServer.set_mutator, harness/dns/mutate.py) did to the reply; the
+    # fields above describe the reply before it. `size` is then what was sent, 0 for nothing.
+    mutation: str | None = None
 
     @property
     def replied(self) -> bool:

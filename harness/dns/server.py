@@ -2,7 +2,9 @@
 
 Sockets come from a factory, normally ``Lab.socket``, so they live inside the lab namespace
 while the serving threads stay in the harness process. One thread serves UDP; one serves every
-TCP connection through a selector. A pipe wakes both for a prompt ``stop()``.
+TCP connection through a selector. A pipe wakes both for a prompt ``stop()``. A reply mutator
+(``set_mutator``, harness/dns/mutate.py) may rewrite or withhold any reply: malformed packets
+for the fuzz lanes.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..lab import addresses
+from .mutate import ReplyMutator
 from .querylog import QueryLog, QueryRecord
 from .responder import now, respond
 from .zone import World
@@ -51,6 +54,7 @@ class DNSServer:
         self.ad_only_if_requested = ad_only_if_requested
         self.tcp_idle_timeout = tcp_idle_timeout
         self._world = world if world is not None else World.empty()
+        self._mutator: ReplyMutator | None = None
         self._log = QueryLog()
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -142,6 +146,11 @@ class DNSServer:
         # the old world or the new one, never a mixture.
         self._world = world
 
+    def set_mutator(self, mutator: ReplyMutator | None) -> None:
+        """Pass every reply through MUTATOR before it leaves (None: replies as the world gives
+        them): raw packet mutations for the fuzz lanes, see harness/dns/mutate.py."""
+        self._mutator = mutator
+
     @property
     def log(self) -> list[QueryRecord]:
         return self._log.snapshot()
@@ -158,6 +167,16 @@ class DNSServer:
     def _handle(self, data: bytes, transport: str, peer: tuple[str, int]) -> bytes | None:
         wire, record = respond(self._world, data, transport=transport, client=peer[:2],
                                received=now(), ad_only_if_requested=self.ad_only_if_requested)
+        mutator = self._mutator  # read once, like the world
+        if mutator is not None:
+            try:
+                mutated, note = mutator(data, wire, record)
+            except Exception as exc:  # a harness bug: logged with the query, the reply unchanged
+                record = replace(record, error=f"mutator failed: {type(exc).__name__}: {exc}")
+            else:
+                if note is not None:
+                    wire = mutated
+                    record = replace(record, mutation=note, size=len(wire) if wire is not None else 0)
         # Logged before the reply leaves, so whoever got the reply also finds it in the log.
         self._log.append(record)
         return wire

@@ -139,6 +139,12 @@ def merge(results: list[RunResult], interrupted: bool, crashes: list[str]) -> Ru
                 merged.targets.append(t)
             else:
                 known.restarts += t.restarts
+                # A worker whose scenarios were all skipped never started (nor probed) the
+                # target: take the version and probe results from one that did.
+                known.version = known.version or t.version
+                for key, value in t.capabilities.items():
+                    if value and not known.capabilities.get(key):
+                        known.capabilities[key] = value
         merged.scenarios.extend(r.scenarios)
     merged.scenarios.sort(key=lambda s: (s.target, s.feature, s.id))
     if interrupted:

@@ -46,9 +46,8 @@ def lingering(driver: ManagedTarget, grace: float) -> list[str]:
     described (pid, state, CPU ticks, command line), then killed so the next scenario starts clean."""
     if driver.wait_quiet(grace):
         return []
-    daemon = {driver.process.pid} if driver.process and driver.process.alive() else set()
     found = []
-    for pid in sorted(set(driver.lab.pids()) - daemon - {p.pid for p in driver.lab.processes}):
+    for pid in sorted(driver.working_pids()):
         try:
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -108,7 +107,9 @@ class TargetRun:
         (an external target sees the harness's own address, which it must list as its proxy)."""
         if self.driver is not None and self.lab is not None:
             bind = PROXY_SOURCES.get(source or "", addresses.CLIENT_V4)
-            return self.lab.connect(addresses.TARGET_V4, self.driver.port, source=bind,
+            # The listed proxy connects to the target's PROXY listener (spec `proxy_port`).
+            port = self.driver.proxy_port if source == "listed" else self.driver.port
+            return self.lab.connect(addresses.TARGET_V4, port, source=bind,
                                     timeout=self.spec.connect_timeout)
         assert self.spec.address is not None
         if source == "unlisted":
@@ -212,14 +213,21 @@ class Runner:
             return Outcome.SKIP, "the MTA as client needs a managed target (the harness must inject mail)"
         if sc.requires.get("managed") and not run.spec.managed:
             return Outcome.SKIP, "needs a managed target"
-        missing_features = [f for f in sc.requires.get("features", []) if f not in run.spec.features]
-        if missing_features and run.spec.managed:
-            return Outcome.UNSUPPORTED, f"the target spec does not claim {', '.join(missing_features)}"
+        if sc.side == "client" and run.spec.inject is None:
+            # A receiver only (aiosmtpd): nothing can make it deliver a message.
+            return Outcome.SKIP, "the target does not send mail (its spec has no inject command)"
+        # The binary's own word first (its capability probe), then what the spec claims.
         probed = {c.lower() for c in run.info.capabilities.get("features", [])}
         missing_caps = [c for c in sc.requires.get("capabilities", []) if c.lower() not in probed]
         if missing_caps and run.spec.managed:
             return Outcome.UNSUPPORTED, (f"the target's capability probe does not report "
                                          f"{', '.join(missing_caps)} (probed: {' '.join(sorted(probed)) or 'nothing'})")
+        if run.spec.managed and run.spec.features and sc.feature not in run.spec.features:
+            return Outcome.UNSUPPORTED, (f"the target spec does not claim the {sc.feature} feature "
+                                         f"(it claims {', '.join(run.spec.features)})")
+        missing_features = [f for f in sc.requires.get("features", []) if f not in run.spec.features]
+        if missing_features and run.spec.managed:
+            return Outcome.UNSUPPORTED, f"the target spec does not claim {', '.join(missing_features)}"
         missing = run.spec.unsupported_knobs(sc.knobs) if run.spec.managed else list(sc.knobs)
         if missing:
             return Outcome.SKIP, f"the target cannot set {', '.join(missing)} (no such knob in its spec)"

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..smtp.transcript import Transcript
 from .codec import (V2_SIGNATURE, Address, Family, ProxyHeader, ProxyProtocolError, SSLSubtype, TLVType,
-                    decode)
+                    decode, encode_v2)
 from .layers import ProxyV2, ProxyV2IPv4, ProxyV2IPv6, ProxyV2TLV, ProxyV2TLVSSL, ProxyV2TLVs, ProxyV2Unix
 
 __all__ = ["STEP_SCHEMA", "ProxyPlan", "ProxyRecord", "build_header", "plan_from_step", "send_header"]
@@ -376,4 +376,10 @@ def canonical_v1(source: Address = Address("203.0.113.7", 40123),
     return f"PROXY TCP4 {source.host} {destination.host} {source.port} {destination.port}\r\n".encode()
 
 
-__all__ += ["canonical_v1", "judge", "unescape", "V2_SIGNATURE"]
+def canonical_v2(source: Address = Address("203.0.113.7", 40123),
+                 destination: Address = Address("198.51.100.25", 25)) -> bytes:
+    """The v2 twin of canonical_v1: PROXY, TCP over IPv4, no TLVs (§2.2)."""
+    return encode_v2(source=source, destination=destination)
+
+
+__all__ += ["canonical_v1", "canonical_v2", "judge", "unescape", "V2_SIGNATURE"]

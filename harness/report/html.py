@@ -52,6 +52,29 @@ EXIT_MEANING = {
     2: "usage or input error",
     3: "the harness itself failed (an error outcome) or the run stopped early",
 }
+#: The same with a baseline (`run --baseline`): the exit status says what got worse.
+EXIT_MEANING_BASELINE = {
+    0: "no verdict got worse than the baseline",
+    1: "a verdict got worse than the baseline",
+    3: "a verdict became a harness error, or the run stopped early",
+}
+
+#: The lists of the baseline section, in order: a change kind and its heading.
+BASELINE_GROUPS = (("worse", "Regressions: worse than the baseline (these fail the run)"),
+                   ("better", "Improvements"), ("changed", "Other changes"),
+                   ("added", "Not in the baseline"), ("removed", "In the baseline, not in this run"))
+
+#: Baseline status of a verdict: the tag shown beside it, and what it means.
+BASELINE_TAG = {"worse": "▼ worse", "known": "known", "better": "▲ better", "new": "new",
+                "changed": "changed"}
+BASELINE_MEANING = {
+    "same": "unchanged",
+    "known": "a known deviation: the baseline records it, so it does not fail the run",
+    "worse": "worse than the baseline: this fails the run",
+    "better": "better than the baseline",
+    "changed": "changed, neither better nor worse",
+    "new": "not in the baseline",
+}
 
 DIRECTION = {"C": ("C→S", "client → server"), "S": ("S→C", "server → client"),
              "note": ("note", "note from the harness")}
@@ -130,6 +153,18 @@ def requirement_verdict(s: ScenarioResult, requirement: str) -> str:
     return max((c.verdict for c in checks), key=lambda v: _VERDICT_SEVERITY.get(v, 0))
 
 
+def requirement_mark(s: ScenarioResult, requirement: str) -> str | None:
+    """The baseline status of what scenario S says about REQUIREMENT (the worst status of the
+    checks tied to it, or the scenario's), or None when there is no baseline or nothing changed."""
+    if s.baseline is None:
+        return None
+    checks = [c.baseline.status for c in s.checks
+              if c.requirement == requirement and c.baseline is not None]
+    if not checks or s.outcome in (Outcome.ERROR, Outcome.SKIP, Outcome.UNSUPPORTED):
+        checks = [s.baseline.status]
+    return next((m for m in BASELINE_TAG if m in checks), None)
+
+
 # ------------------------------------------------------------------------------------------------
 # What the templates get
 
@@ -153,6 +188,8 @@ class Chip:
     scenario: str
     title: str
     verdict: str
+    target: str = ""
+    mark: str | None = None  # baseline status worth showing: worse | known | better | new | changed
 
 
 @dataclass
@@ -170,6 +207,12 @@ class RequirementRow:
     @property
     def covered(self) -> bool:
         return any(self.cells)
+
+    @property
+    def agree(self) -> bool:
+        """Every target that ran a scenario for it got the same verdicts here (always true for
+        one target)."""
+        return len({tuple(sorted(ch.verdict for ch in cell)) for cell in self.cells if cell}) <= 1
 
 
 def _cut(text: str, limit: int) -> tuple[str, str]:
@@ -306,7 +349,8 @@ def build_context(result: RunResult, *, max_evidence_chars: int = MAX_EVIDENCE_C
     coverage: dict[str, dict[str, list[Chip]]] = defaultdict(lambda: defaultdict(list))
     for s, anchor in zip(result.scenarios, s_anchors):
         for rid in dict.fromkeys([*s.requirements, *(c.requirement for c in s.checks)]):
-            coverage[rid][s.target].append(Chip(anchor, s.id, s.title, requirement_verdict(s, rid)))
+            coverage[rid][s.target].append(Chip(anchor, s.id, s.title, requirement_verdict(s, rid),
+                                                s.target, requirement_mark(s, rid)))
 
     rows: list[RequirementRow] = []
     for r in result.requirements:
@@ -330,7 +374,9 @@ def build_context(result: RunResult, *, max_evidence_chars: int = MAX_EVIDENCE_C
         verdict = s.verdict
         scenarios.append({
             "s": s, "anchor": anchor, "verdict": verdict,
-            "open": verdict in ("fail", "error"),
+            # Known deviations stay closed: what a baseline run asks a person to look at is new.
+            "open": (verdict in ("fail", "error") and not (s.baseline and s.baseline.status == "known"))
+                    or bool(s.baseline and s.baseline.status == "worse"),
             "requirements": [(rid, req_anchor.get(rid), req_by_id.get(rid))
                              for rid in s.requirements],
             "checks": checks,
@@ -362,6 +408,15 @@ def build_context(result: RunResult, *, max_evidence_chars: int = MAX_EVIDENCE_C
 
     catalogued_covered = sum(1 for row in rows if row.catalogued and row.covered)
     status = result.exit_status()
+    baseline = None
+    if result.baseline is not None:
+        where = {(s.target, s.id): a for s, a in zip(result.scenarios, s_anchors)}
+        changes = [(c, where.get((c.target, c.scenario))) for c in result.baseline.changes]
+        baseline = {"b": result.baseline,
+                    "groups": [(kind, title, [(c, a) for c, a in changes if c.kind == kind])
+                               for kind, title in BASELINE_GROUPS],
+                    "regressions": len(result.baseline.regressions),
+                    "improvements": len(result.baseline.improvements)}
     return {
         "result": result,
         "tool_name": result.tool.get("name", "mtaconform"),
@@ -373,7 +428,8 @@ def build_context(result: RunResult, *, max_evidence_chars: int = MAX_EVIDENCE_C
                     for t in result.targets],
         "target_names": target_names,
         "exit_status": status,
-        "exit_meaning": EXIT_MEANING.get(status, ""),
+        "exit_meaning": (EXIT_MEANING_BASELINE if baseline else EXIT_MEANING).get(status, ""),
+        "baseline": baseline,
         "summary": summary,
         "verdicts": VERDICTS,
         "verdict_counts": verdict_counts,
@@ -399,7 +455,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals.update(verdict_label=VERDICT_LABEL, verdict_symbol=VERDICT_SYMBOL,
-                       verdict_meaning=VERDICT_MEANING)
+                       verdict_meaning=VERDICT_MEANING, baseline_tag=BASELINE_TAG,
+                       baseline_meaning=BASELINE_MEANING)
     return env
 
 

@@ -14,6 +14,13 @@ the counts mean what CI users expect:
 | skip         | `<skipped message="skip: ...">`                                        |
 | error        | `<error>` with the harness traceback                                   |
 
+With a baseline (`run --baseline FILE`) the CI counts follow the run's exit status: a `fail` or
+`error` the baseline records is `<skipped message="known deviation (baseline): ...">` (details in
+`<system-out>`); a verdict that got worse is a `<failure>` (or `<error>`) whose message starts
+"regression (baseline OLD -> NEW", even where the new verdict alone would pass (pass -> skip,
+pass -> non-strict: `type="regression"`). Properties `baseline`, `baseline.verdict` and
+`baseline.comment` carry the comparison.
+
 Text from MTAs may hold any character; those XML 1.0 forbids (and bidi controls) are replaced
 visibly ("\\x01", "\\u202e").
 """
@@ -100,9 +107,35 @@ def _testcase(suite: ET.Element, s: ScenarioResult) -> str:
         _sub(props, "property", name="requirements", value=" ".join(s.requirements))
     for c in non_strict:
         _sub(props, "property", name="non-strict", value=_check_line(c))
+    mark = s.baseline
+    if mark is not None:
+        _sub(props, "property", name="baseline", value=mark.status)
+        _sub(props, "property", name="baseline.verdict", value=mark.verdict or "(not in the baseline)")
+        if mark.comment:
+            _sub(props, "property", name="baseline.comment", value=mark.comment)
+    out: list[str] = []
 
     status = "pass"
-    if verdict == "error":
+    if mark is not None and mark.status == "known" and verdict in ("fail", "error"):
+        # The baseline records this deviation: not a CI failure, but not hidden either.
+        status = "skipped"
+        failing = [c for c in s.checks if c.outcome in (Outcome.FAIL, Outcome.ERROR)]
+        head = "; ".join(_check_line(c) for c in failing) or s.reason or verdict
+        _sub(case, "skipped", message=_short(f"known deviation (baseline): {verdict}: {head}"))
+        out.append(f"Known deviation (baseline {mark.verdict}): {verdict}"
+                   + (f"\nComment: {mark.comment}" if mark.comment else ""))
+        out += [s.reason] if s.reason else []
+        out += [_check_block(c) for c in failing]
+        out += [s.traceback] if s.traceback else []
+    elif mark is not None and mark.status == "worse" and verdict not in ("fail", "error"):
+        # Worse than the baseline though not a failure on its own (pass -> skip, -> non-strict):
+        # it fails a run with --baseline, so it is a failure here too.
+        status = "failure"
+        text = _regression(s)
+        _sub(case, "failure", "\n\n".join([text, *([s.reason] if s.reason else []),
+                                             *(_check_block(c) for c in non_strict)]),
+             message=_short(text), type="regression")
+    elif verdict == "error":
         status = "error"
         error_checks = [c for c in s.checks if c.outcome is Outcome.ERROR]
         head = s.reason or (error_checks[0].message if error_checks else "harness error")
@@ -110,10 +143,14 @@ def _testcase(suite: ET.Element, s: ScenarioResult) -> str:
         body += [_check_block(c) for c in error_checks]
         if s.traceback:
             body.append(s.traceback)
+        if mark is not None and mark.status == "worse":
+            head = f"{_regression(s)}: {head}"
         _sub(case, "error", "\n\n".join(body), message=_short(head), type="harness-error")
     elif verdict == "fail":
         status = "failure"
         head = "; ".join(_check_line(c) for c in must_failed) or s.reason or "failed"
+        if mark is not None and mark.status == "worse":
+            head = f"{_regression(s)}: {head}"
         body = [_check_block(c) for c in must_failed]
         if s.reason:
             body.insert(0, s.reason)
@@ -124,10 +161,21 @@ def _testcase(suite: ET.Element, s: ScenarioResult) -> str:
         _sub(case, "skipped", message=_short(f"{verdict}: {s.reason or 'no reason given'}"))
 
     if non_strict:
-        out = ["Non-strict: SHOULD/MAY-level checks failed (not a test failure):"]
+        out.append("Non-strict: SHOULD/MAY-level checks failed (not a test failure):")
         out += [_check_block(c) for c in non_strict]
+    if out:
         _sub(case, "system-out", "\n\n".join(out))
     return status
+
+
+def _regression(s: ScenarioResult) -> str:
+    """"regression (baseline OLD -> NEW …)" for a scenario whose verdict or checks got worse."""
+    mark = s.baseline
+    old = mark.verdict if mark and mark.verdict else "not in the baseline"
+    worse = [c for c in s.checks if c.baseline is not None and c.baseline.status == "worse"]
+    what = "; ".join(f"{c.requirement} {c.check} {c.baseline.verdict or 'new'} -> {c.verdict}"
+                     for c in worse if c.baseline is not None)
+    return f"regression (baseline {old} -> {s.verdict}{': ' + what if what else ''})"
 
 
 def build_junit(result: RunResult) -> ET.ElementTree:

@@ -49,6 +49,54 @@ class Evidence:
     content: Any
 
 
+@dataclass
+class BaselineMark:
+    """How a verdict compares with the baseline of `mtaconform run --baseline FILE`."""
+
+    verdict: str | None  # the baseline's verdict; None: not in the baseline
+    status: str  # same | known | worse | better | changed | new (see harness/report/compare.py)
+    comment: str | None = None  # the baseline entry's comment (why the deviation is accepted)
+
+
+@dataclass
+class BaselineChange:
+    """One verdict that differs between a baseline (or older results) and this run."""
+
+    kind: str  # worse | better | changed | added | removed
+    target: str
+    scenario: str
+    check: str | None  # check name ("name (2)" for its second use in the scenario); None: the scenario
+    requirement: str | None
+    old: str | None  # None: not in the baseline
+    new: str | None  # None: did not run
+
+
+class ChangeList:
+    """Regressions and improvements among `changes` (a baseline summary, a comparison)."""
+
+    changes: list[BaselineChange]
+
+    @property
+    def regressions(self) -> list[BaselineChange]:
+        return [c for c in self.changes if c.kind == "worse"]
+
+    @property
+    def improvements(self) -> list[BaselineChange]:
+        return [c for c in self.changes if c.kind == "better"]
+
+
+@dataclass
+class BaselineSummary(ChangeList):
+    """The comparison of a run with its baseline file (`mtaconform run --baseline FILE`)."""
+
+    file: str
+    created: str
+    tool: str
+    changes: list[BaselineChange] = field(default_factory=list)
+    known: int = 0  # scenarios whose deviation the baseline records (not worse)
+    not_compared: int = 0  # baseline scenarios of this run's targets that did not run
+
+
 STRENGTH = {"MUST": "MUST", "MUST NOT": "MUST", "SHALL": "MUST", "SHALL NOT": "MUST", "REQUIRED": "MUST",
             "SHOULD": "SHOULD", "SHOULD NOT": "SHOULD", "RECOMMENDED": "SHOULD",
             "MAY": "MAY", "OPTIONAL": "MAY", "INFO": "MAY"}
@@ -64,6 +112,7 @@ class CheckResult:
     expected: str | None = None  # what was allowed
     actual: str | None = None  # what arrived
     evidence: list[Evidence] = field(default_factory=list)
+    baseline: BaselineMark | None = None  # set by `run --baseline`
 
     def __post_init__(self) -> None:
         # Levels are kept as strengths, so "MUST NOT" can never pass for a non-strict failure.
@@ -97,6 +146,7 @@ class ScenarioResult:
     evidence: list[Evidence] = field(default_factory=list)  # scenario-wide: transcripts, logs
     artifacts: list[str] = field(default_factory=list)  # paths relative to the report folder
     source: str = ""  # scenario file, relative to the project
+    baseline: BaselineMark | None = None  # set by `run --baseline`
 
     @property
     def verdict(self) -> str:
@@ -144,6 +194,7 @@ class RunResult:
     scenarios: list[ScenarioResult]
     requirements: list[RequirementInfo] = field(default_factory=list)
     stopped_early: str | None = None  # e.g. "interrupted (SIGINT)"
+    baseline: BaselineSummary | None = None  # set by `run --baseline`
 
     def summary(self) -> dict[str, Any]:
         counts = {o.value: 0 for o in Outcome}
@@ -162,8 +213,19 @@ class RunResult:
         }
 
     def exit_status(self) -> int:
-        """0: no MUST failed; 1: a MUST failed; 3: the harness itself broke (error outcome)."""
-        if any(s.outcome is Outcome.ERROR for s in self.scenarios) or self.stopped_early:
+        """0: no MUST failed; 1: a MUST failed; 3: the harness itself broke (error outcome).
+
+        With a baseline: 0 when no verdict got worse than the baseline's (known failures
+        included); 1 when one did; 3 when one got worse by becoming `error`, or the run stopped
+        early."""
+        if self.stopped_early:
+            return 3
+        if self.baseline is not None:
+            worse = self.baseline.regressions
+            if any(c.new == Outcome.ERROR.value for c in worse):
+                return 3
+            return 1 if worse else 0
+        if any(s.outcome is Outcome.ERROR for s in self.scenarios):
             return 3
         return 1 if any(s.must_failed for s in self.scenarios) else 0
 
@@ -194,4 +256,9 @@ class RunResult:
             "requirements": [asdict(r) for r in self.requirements],
             "scenarios": scenarios,
             "summary": self.summary(),
+            "baseline": None if self.baseline is None else {
+                **conv(asdict(self.baseline)),
+                "regressions": len(self.baseline.regressions),
+                "improvements": len(self.baseline.improvements),
+            },
         }

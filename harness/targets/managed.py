@@ -10,10 +10,13 @@ from __future__ import annotations
 import glob
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +27,12 @@ import jinja2
 
 from ..lab import addresses
 from ..lab.lab import Lab, Process
+from . import activity
 from .queue import QueueEntry, parse_queue
 from .spec import TargetSpec
+
+
+BUSY_SETTLE_S = 0.2
 
 
 class TargetError(RuntimeError):
@@ -61,11 +68,14 @@ class ManagedTarget:
         self.knob_files: Callable[[Mapping[str, Any], Path], Mapping[str, Any]] | None = None
         # The template may live in another spec's folder ("../exim/exim.conf.j2": exim-dsninfo
         # reuses Exim's): search the template's own folder first, then the spec's.
+        # `config.extra` templates (Postfix's master.cf) are found the same way.
         template = Path(spec.config.get("template", "")) if spec.config else Path()
         self._template_name = template.name
+        folder = Path(spec.folder or ".")
+        extra = [Path(e["template"]) for e in spec.config.get("extra", [])] if spec.config else []
+        search = [str((folder / t).parent) for t in (template, *extra)] + [str(folder)]
         self._jinja = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str((Path(spec.folder or ".") / template).parent),
-                                            str(spec.folder)]),
+            loader=jinja2.FileSystemLoader(list(dict.fromkeys(search))),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
         )
@@ -80,12 +90,35 @@ class ManagedTarget:
     def pidfile(self) -> Path:
         return self.workdir / "target.pid"
 
+    @property
+    def proxy_port(self) -> int:
+        """Where the lab's listed PROXY address connects (spec `proxy_port`, else the SMTP port)."""
+        return self.spec.proxy_port or self.port
+
+    def extra_files(self) -> list[tuple[str, Path]]:
+        """(template, rendered file) for each of the spec's `config.extra`."""
+        return [(e["template"], self.workdir / e["file"]) for e in self.spec.config.get("extra", [])]
+
     def dir(self, name: str) -> Path:
         return self.workdir / name
 
+    def env(self) -> dict[str, str] | None:
+        """The environment of the target's commands: the harness's own plus the spec's `env`
+        (None, i.e. inherited unchanged, when the spec has none)."""
+        if not self.spec.env:
+            return None
+        try:
+            return {**os.environ, **self.spec.environment(os.environ)}
+        except ValueError as exc:
+            raise TargetError(f"{self.spec.source or self.spec.name}: {exc}") from None
+
     def _fmt(self, argv: Sequence[str], **extra: Any) -> list[str]:
-        values = {"config": str(self.config_path), "pidfile": str(self.pidfile),
-                  "workdir": str(self.workdir), **extra}
+        # {python}: the harness's own interpreter (a target written in Python, like aiosmtpd's
+        # launcher, uses the venv's packages); {spec_dir}: the spec's folder (helper scripts).
+        values = {"config": str(self.config_path), "config_dir": str(self.config_path.parent),
+                  "pidfile": str(self.pidfile),
+                  "workdir": str(self.workdir), "python": sys.executable,
+                  "spec_dir": str(self.spec.folder or "."), **extra}
         out: list[str] = []
         for arg in argv:
             if arg == "{recipients}":
@@ -94,12 +127,16 @@ class ManagedTarget:
                 out.append(arg.format(**values))
         return out
 
-    def render(self, knobs: Mapping[str, Any]) -> str:
+    def render(self, knobs: Mapping[str, Any], template: str | None = None) -> str:
+        """The config template (or TEMPLATE, one of `config.extra`) for this lab and KNOBS."""
         try:
             files = dict(self.knob_files(knobs, self.workdir)) if self.knob_files else {}
         except ValueError as exc:
             raise TargetError(f"{self.spec.name}: {exc}") from None
         context = {
+            # The variables the spec's `env` sets, for a template that must pass them on to the
+            # MTA's own children (Exim's keep_environment).
+            "env": {name: value for name, value in (self.env() or {}).items() if name in self.spec.env},
             "files": files,
             "lab": {
                 "target_hostname": addresses.TARGET_HOSTNAME,
@@ -114,27 +151,45 @@ class ManagedTarget:
             "paths": {name: self.dir(name) for name in self.spec.config.get("dirs", [])}
             | {"pidfile": self.pidfile, "workdir": self.workdir},
             "port": self.port,
+            "proxy_port": self.proxy_port,
+            "owner": self._owner(),
             "knobs": dict(knobs),
             "tls": {"cert": self.tls_files.cert, "key": self.tls_files.key, "ca": self.tls_files.ca,
                     "full_chain": getattr(self.tls_files, "full_chain", None)}
             if self.tls_files else {},
         }
+        name = Path(template).name if template else self._template_name
         try:
-            return self._jinja.get_template(self._template_name).render(**context)
+            return self._jinja.get_template(name).render(**context)
         except jinja2.TemplateError as exc:
-            where = f"{self.spec.config['template']}:{getattr(exc, 'lineno', '?')}"
+            where = f"{template or self.spec.config['template']}:{getattr(exc, 'lineno', '?')}"
             raise TargetError(f"{where}: cannot render the config template: {exc}") from None
+
+    def _owner(self) -> dict[str, Any]:
+        """The spec's `config.owner` with its uid and gid (Postfix's virtual delivery needs them)."""
+        name = self.spec.config.get("owner") if self.spec.config else None
+        if not name:
+            return {}
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            raise TargetError(f"{self.spec.name}: config.owner {name!r} is not a user on this machine") from None
+        return {"name": name, "uid": pw.pw_uid, "gid": pw.pw_gid}
 
     # -- life cycle -------------------------------------------------------------------------
 
     def check_installed(self) -> str | None:
         """None if the MTA is installed, else a reason (scenarios will be skipped with it)."""
+        argv = self._fmt(self.spec.install_check)
+        hint = f" ({self.spec.install_hint})" if self.spec.install_hint else ""
         try:
-            proc = subprocess.run(list(self.spec.install_check), capture_output=True, timeout=30)
+            proc = subprocess.run(argv, capture_output=True, timeout=30, env=self.env())
         except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"{' '.join(self.spec.install_check)}: {exc}"
+            return f"{' '.join(argv)}: {exc}{hint}"
+        except TargetError as exc:
+            return str(exc)
         if proc.returncode != 0:
-            return f"{' '.join(self.spec.install_check)} exited {proc.returncode}"
+            return f"{' '.join(argv)} exited {proc.returncode}{hint}"
         return None
 
     def _prepare_dirs(self) -> None:
@@ -154,6 +209,8 @@ class ManagedTarget:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._prepare_dirs()
         self.config_path.write_text(self.render(knobs))
+        for template, path in self.extra_files():
+            path.write_text(self.render(knobs, template))
         self.start()
         self.knob_key = key
         return True
@@ -161,11 +218,12 @@ class ManagedTarget:
     def start(self) -> None:
         self.pidfile.unlink(missing_ok=True)
         argv = self._fmt(self.spec.start["command"])
-        self.process = self.lab.spawn(f"target-{self.spec.name}", argv)
+        self.process = self.lab.spawn(f"target-{self.spec.name}", argv, env=self.env())
         self.restarts += 1
         timeout = float(self.spec.start.get("timeout", 10))
+        is_ready = self._listening if self.spec.start.get("ready") == "port" else self.pidfile.exists
         ready = self.lab.wait_for(
-            lambda: self.pidfile.exists() or not self.process.alive(), timeout  # type: ignore[union-attr]
+            lambda: is_ready() or not self.process.alive(), timeout  # type: ignore[union-attr]
         )
         if not self.process.alive() or not ready:
             out = self.process.output.read_text(errors="replace")[-2000:]
@@ -173,8 +231,57 @@ class ManagedTarget:
             self.stop()
             raise TargetError(f"{self.spec.name} {status} on start ({' '.join(argv)}):\n{out}")
 
+    def _listening(self) -> bool:
+        """`ready: port`: the target's address and port are in LISTEN state in the lab — read from
+        the daemon's /proc/PID/net/tcp (its network namespace's table), so no probe connection
+        ends up in the MTA's log. The port may be opened by a child of the daemon. With a spec
+        `proxy_port`, that listener too."""
+        assert self.process is not None
+        rows: list[list[str]] = []
+        for table in ("tcp", "tcp6"):
+            try:
+                rows += [r.split() for r in
+                         Path(f"/proc/{self.process.pid}/net/{table}").read_text().splitlines()[1:]]
+            except OSError:
+                continue
+        for number in {self.port, self.proxy_port}:
+            port = f"{number:04X}"
+            wanted = {socket.inet_aton(addresses.TARGET_V4)[::-1].hex().upper() + ":" + port,
+                      "00000000:" + port, "0" * 32 + ":" + port}
+            if not any(len(f) > 3 and f[3] == "0A" and f[1] in wanted for f in rows):
+                return False
+        return True
+
     def alive(self) -> bool:
         return self.process is not None and self.process.alive()
+
+    def daemon_pids(self) -> set[int]:
+        """The running daemon and its resident processes: those whose command line matches the
+        spec's `start.resident` pattern (OpenSMTPD's "smtpd: queue", "smtpd: pony express", …,
+        which live as long as the daemon and are not work in progress)."""
+        if self.process is None or not self.process.alive():
+            return set()
+        pids = {self.process.pid}
+        pattern = self.spec.start.get("resident")
+        if pattern:
+            for pid in self.lab.pids():
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                except OSError:
+                    continue
+                if re.search(pattern, cmd.decode(errors="replace")):
+                    pids.add(pid)
+        return pids
+
+    def busy(self) -> bool:
+        """The spec's `busy` command says the MTA still has work in hand (OpenSMTPD: an envelope
+        in flight or not tried yet) — for MTAs whose deliveries are not processes of their own."""
+        cmd = self.spec.busy
+        if cmd is None or not self.alive():
+            return False
+        proc = self.lab.run(self._fmt(cmd.command), timeout=60, env=self.env())
+        text = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+        return re.search(cmd.pattern or ".", text, re.MULTILINE) is not None
 
     def stop(self) -> None:
         if self.process is None:
@@ -194,20 +301,40 @@ class ManagedTarget:
         Deliveries, bounces and queue runs are separate processes; once they are gone, what the
         MTA will do about the last action is done.
         """
-        daemon = {self.process.pid} if self.process and self.process.alive() else set()
-        others = {p.pid for p in self.lab.processes}
-
         def quiet() -> bool:
-            return not (set(self.lab.pids()) - daemon - others)
+            return not self.working_pids() and not self.queue_busy() and not self.busy()
 
+        deadline = time.monotonic() + timeout
         ok = self.lab.wait_for(quiet, timeout, interval=0.01)
+        # A `busy` listing can miss work for a moment (OpenSMTPD: a message just committed is not
+        # yet in its scheduler's listing), so "done" must still hold BUSY_SETTLE_S later.
+        while ok and self.spec.busy is not None and self.alive():
+            time.sleep(BUSY_SETTLE_S)
+            if quiet():
+                break
+            ok = self.lab.wait_for(quiet, max(0.0, deadline - time.monotonic()), interval=0.01)
         if not ok and kill:
-            for pid in set(self.lab.pids()) - daemon - others:
+            for pid in self.working_pids():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        if ok and self.spec.quiet.get("settle") and self.alive():
+            time.sleep(float(self.spec.quiet["settle"]))  # a log another process writes (postlogd)
         return ok
+
+    def working_pids(self) -> set[int]:
+        """The target's processes at work: every one besides the daemon's, or, while a daemon
+        whose spec has `quiet` runs (its processes outlive their jobs: Postfix's idle smtpd,
+        qmgr, pickup), those holding a TCP connection — an SMTP session in or out."""
+        others = set(self.lab.pids()) - self.daemon_pids() - {p.pid for p in self.lab.processes}
+        return activity.connected(others) if self.spec.quiet and self.alive() else others
+
+    def queue_busy(self) -> bool:
+        """A message lies in one of the spec's `quiet.queue` folders (Postfix: maildrop, incoming,
+        active): the MTA has it in hand. A message moves from one to the next without a gap."""
+        return bool(self.spec.quiet and self.alive()
+                    and activity.files_below(self.workdir, self.spec.quiet["queue"]))
 
     # -- driving ----------------------------------------------------------------------------
 
@@ -218,31 +345,47 @@ class ManagedTarget:
         argv = self._fmt(self.spec.inject.command, sender=sender, recipients=list(recipients))
         start = time.monotonic()
         try:
-            proc = self.lab.run(argv, input=message, timeout=timeout)
+            proc = self.lab.run(argv, input=message, timeout=timeout, env=self.env())
         except subprocess.TimeoutExpired:
             raise TargetError(f"inject did not finish in {timeout:.0f} s: {' '.join(argv)}") from None
         return InjectResult(argv, proc.returncode, proc.stdout.decode(errors="replace"),
                             proc.stderr.decode(errors="replace"), time.monotonic() - start)
 
-    def flush(self) -> None:
-        if self.spec.flush:
-            self.lab.run(self._fmt(self.spec.flush.command), timeout=900)
+    def flush(self, timeout: float = 10.0) -> None:
+        """Force a queue run. With the spec's `quiet.deferred`, wait until the MTA has taken up
+        every message waiting there: Postfix serves `postqueue -f` after it returns."""
+        if not self.spec.flush:
+            return
+        before = activity.stamps(activity.files_below(self.workdir, self.spec.quiet.get("deferred", [])))
+        self.lab.run(self._fmt(self.spec.flush.command), timeout=900, env=self.env())
+
+        def taken_up() -> bool:
+            now = activity.stamps(before)
+            return all(now.get(p) != t for p, t in before.items())
+
+        if before and not self.lab.wait_for(taken_up, timeout, interval=0.01):
+            raise TargetError(f"{self.spec.name}: queued messages not taken up {timeout:.0f} s after "
+                              f"{' '.join(self.spec.flush.command)}")
 
     def queue(self) -> list[QueueEntry] | None:
         if not self.spec.queue:
             return None
-        proc = self.lab.run(self._fmt(self.spec.queue.command), timeout=60)
+        proc = self.lab.run(self._fmt(self.spec.queue.command), timeout=60, env=self.env())
         return parse_queue(self.spec.queue.format or "exim", proc.stdout.decode(errors="replace"))
 
     def reset(self) -> None:
         for pattern in self.spec.reset_remove:
-            for path in glob.glob(str(self.workdir / pattern)):
+            for path in glob.glob(str(self.workdir / pattern), recursive=True):
                 p = Path(path)
                 if p.is_file() or p.is_symlink():
                     p.unlink(missing_ok=True)
+        if self.spec.reset_command and self.alive():  # a queue held by the daemon (OpenSMTPD)
+            self.lab.run(self._fmt(self.spec.reset_command), timeout=60, env=self.env())
+        if self.spec.reset_restart:
+            self.stop()  # the next ensure() starts it afresh
 
     def run_pattern(self, spec_cmd: Any) -> str | None:
-        proc = self.lab.run(self._fmt(spec_cmd.command), timeout=60)
+        proc = self.lab.run(self._fmt(spec_cmd.command), timeout=60, env=self.env())
         text = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
         if spec_cmd.pattern:
             m = re.search(spec_cmd.pattern, text)

@@ -52,6 +52,11 @@ SCHEMA: dict[str, Any] = {
                 "file": {"type": "string"},
                 "dirs": {"type": "array", "items": {"type": "string"}},
                 "owner": {"type": "string"},
+                # More files rendered beside the main one, with the same context (Postfix:
+                # master.cf beside main.cf).
+                "extra": {"type": "array", "items": {
+                    "type": "object", "additionalProperties": False, "required": ["template", "file"],
+                    "properties": {"template": {"type": "string"}, "file": {"type": "string"}}}},
             },
         },
         "start": {
@@ -62,6 +67,28 @@ SCHEMA: dict[str, Any] = {
                 "command": _argv,
                 "ready": {"enum": ["pidfile", "port"]},
                 "timeout": {"type": "number", "exclusiveMinimum": 0},
+                # Processes (regular expression over their command line) that live as long as
+                # the daemon and are not work in progress (OpenSMTPD's "smtpd: queue", …).
+                "resident": {"type": "string"},
+            },
+        },
+        # Where the lab's listed PROXY address connects: a listener that requires PROXY headers
+        # (Postfix takes them per listener, not per client). Default: the SMTP port.
+        "proxy_port": {"type": "integer", "minimum": 1, "maximum": 65535},
+        # How to tell that the MTA has finished what it was asked to do, for MTAs whose daemons
+        # outlive their jobs (Postfix). Without it, any process beside the daemon is work.
+        "quiet": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["queue"],
+            "properties": {
+                # Busy while a file lies below one of these (globs relative to the workdir)...
+                "queue": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                # ...or a target process holds a TCP connection. After `flush`, wait until each
+                # file below these has been taken up (moved, or its time stamp changed).
+                "deferred": {"type": "array", "items": {"type": "string"}},
+                # Seconds to let a log written by another process (Postfix's postlogd) catch up.
+                "settle": {"type": "number", "minimum": 0, "maximum": 5},
             },
         },
         "stop": {
@@ -70,16 +97,41 @@ SCHEMA: dict[str, Any] = {
             "properties": {"signal": {"enum": ["TERM", "INT", "QUIT", "KILL"]}},
         },
         "inject": _command,
+        # The MTA still has work in hand while this command's output matches `pattern` (for MTAs
+        # whose deliveries are not processes of their own: OpenSMTPD's queue listing).
+        "busy": {**_command, "required": ["command", "pattern"]},
         "flush": _command,
         "queue": _command,
         "reset": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"remove": {"type": "array", "items": {"type": "string"}}},
+            "properties": {"remove": {"type": "array", "items": {"type": "string"}},
+                           "command": _argv,
+                           # Restart the MTA after each scenario: it keeps state between messages
+                           # that the next scenario's world contradicts (OpenSMTPD caches MX
+                           # answers and holds routes back after failures).
+                           "restart": {"type": "boolean"}},
         },
         "logs": {"type": "object", "additionalProperties": {"type": "string"}},
+        # Environment of every command the harness runs for the target (start, inject, flush,
+        # queue, settings, probes), on top of the harness's own; ${NAME} / ${NAME:-default} in a
+        # value is taken from the harness's environment when the target starts.
+        "env": {
+            "type": "object",
+            "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties": {"type": "string"},
+        },
+        # Said with the install check's failure: how to get the MTA (e.g. the script that builds it).
+        "install_hint": {"type": "string"},
         "knobs": {"type": "object", "additionalProperties": {"type": "string"}},
         "settings": {"type": "object", "additionalProperties": _command},
+        # Fuzz campaigns (issue #8): the knobs that switch every feature on, so the fuzzer reaches
+        # the code behind them (the default configuration leaves TLS, for one, off).
+        "fuzz": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"knobs": {"type": "object"}},
+        },
         "recipients": {
             "type": "object",
             "additionalProperties": False,
@@ -128,14 +180,22 @@ class TargetSpec:
     config: Mapping[str, Any] = field(default_factory=dict)
     start: Mapping[str, Any] = field(default_factory=dict)
     stop_signal: str = "TERM"
+    proxy_port: int | None = None
+    quiet: Mapping[str, Any] = field(default_factory=dict)
+    reset_command: tuple[str, ...] = ()
     inject: CommandSpec | None = None
+    busy: CommandSpec | None = None
     flush: CommandSpec | None = None
     queue: CommandSpec | None = None
     reset_remove: tuple[str, ...] = ()
+    reset_restart: bool = False
     logs: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    install_hint: str = ""
     knobs: Mapping[str, str] = field(default_factory=dict)
     settings: Mapping[str, CommandSpec] = field(default_factory=dict)
     recipients: Mapping[str, str] = field(default_factory=dict)
+    fuzz_knobs: Mapping[str, Any] = field(default_factory=dict)
     connect_timeout: float = 5.0
     reply_timeout: float = 10.0
 
@@ -153,6 +213,27 @@ class TargetSpec:
 
     def unsupported_knobs(self, knobs: Mapping[str, Any]) -> list[str]:
         return [k for k in knobs if k not in self.knobs]
+
+    def environment(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The spec's `env`, its ${NAME} / ${NAME:-default} references taken from ENVIRON.
+
+        Raises ValueError naming the variable when one is unset and has no default."""
+        return {name: expand_env(value, environ, name) for name, value in self.env.items()}
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: str, environ: Mapping[str, str], name: str = "") -> str:
+    """VALUE with each ${VAR} (or ${VAR:-default}, used when VAR is unset or empty) replaced."""
+    def sub(m: re.Match[str]) -> str:
+        var, default = m.group(1), m.group(2)
+        if environ.get(var):
+            return environ[var]
+        if default is None:
+            raise ValueError(f"env {name}: ${{{var}}} is not set in the environment and has no default")
+        return default
+    return _ENV_REF.sub(sub, value)
 
 
 def _cmd(data: Mapping[str, Any] | None) -> CommandSpec | None:
@@ -183,7 +264,16 @@ def spec_from_data(doc: Any, source: Path) -> TargetSpec:
         tpl = source.parent / doc["config"]["template"]
         if not tpl.is_file():
             raise loc.error(["config", "template"], f"template {tpl} does not exist")
-    for key in ("version", "capabilities"):
+        for i, extra in enumerate(doc["config"].get("extra", [])):
+            if not (source.parent / extra["template"]).is_file():
+                raise loc.error(["config", "extra", i, "template"],
+                                f"template {source.parent / extra['template']} does not exist")
+    if doc.get("start", {}).get("resident"):
+        try:
+            re.compile(doc["start"]["resident"])
+        except re.error as exc:
+            raise loc.error(["start", "resident"], f"bad regular expression: {exc}") from None
+    for key in ("version", "capabilities", "busy"):
         if doc.get(key, {}).get("pattern"):
             try:
                 re.compile(doc[key]["pattern"])
@@ -205,14 +295,22 @@ def spec_from_data(doc: Any, source: Path) -> TargetSpec:
         config=dict(doc.get("config", {})),
         start=dict(doc.get("start", {})),
         stop_signal=doc.get("stop", {}).get("signal", "TERM"),
+        proxy_port=doc.get("proxy_port"),
+        quiet=dict(doc.get("quiet", {})),
+        reset_command=tuple(doc.get("reset", {}).get("command", ())),
         inject=_cmd(doc.get("inject")),
+        busy=_cmd(doc.get("busy")),
         flush=_cmd(doc.get("flush")),
         queue=_cmd(doc.get("queue")),
         reset_remove=tuple(doc.get("reset", {}).get("remove", ())),
+        reset_restart=bool(doc.get("reset", {}).get("restart", False)),
         logs=dict(doc.get("logs", {})),
+        env=dict(doc.get("env", {})),
+        install_hint=doc.get("install_hint", ""),
         knobs=dict(doc.get("knobs", {})),
         settings={k: _cmd(v) for k, v in doc.get("settings", {}).items()},  # type: ignore[misc]
         recipients=dict(doc.get("recipients", {})),
+        fuzz_knobs=dict(doc.get("fuzz", {}).get("knobs", {})),
         connect_timeout=float(timeouts.get("connect", 5.0)),
         reply_timeout=float(timeouts.get("reply", 10.0)),
     )

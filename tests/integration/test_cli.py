@@ -91,7 +91,9 @@ def test_targets() -> None:
     result = mtaconform("targets")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:2] == ["exim", "managed"]
+    rows = {line.split()[0]: line for line in lines}
+    assert rows["exim"].split()[1] == "managed"
+    assert rows["postfix"].split()[1:5] == ["managed", "dane,", "proxy,", "dsn"]
     assert lines[-1].startswith("smtp://HOST:PORT external")
 
 

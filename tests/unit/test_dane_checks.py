@@ -300,7 +300,7 @@ def test_read_exim_log_does_not_claim_other_logs() -> None:
     assert read_exim_log({"main": ["Nov 25 12:00:00 host postfix/smtp[1]: 1234: to=<r1@d.test>, status=sent"]}) is None
     assert read_exim_log({}) is None
     assert target_log(Observations("test", "x", logs={"main": ["not a log line"]})) is None
-    assert list(LOG_READERS) == ["exim"]
+    assert list(LOG_READERS) == ["exim", "postfix"]
 
 
 def test_dane_authenticated() -> None:

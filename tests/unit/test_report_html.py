@@ -167,7 +167,7 @@ def test_every_requirement_appears_in_order(page: Page, html: str) -> None:
     for rid in UNCOVERED:
         row = html[html.index(f'id="req-{rid}"'):]
         row = row[: row.index("</tr>")]
-        assert 'class="uncovered"' in row and "not covered" in row
+        assert re.search(r'class="uncovered[ "]', row) and "not covered" in row
     assert "(not in the requirement catalogue)" in text
 
 
@@ -286,3 +286,19 @@ def test_empty_run_renders() -> None:
                        "2025-11-25T11:30:01Z", [], [])
     text = _page(render_html(result)).all_text
     assert "No scenarios ran." in text and "exit 0" in text
+
+
+def test_grid_marks_requirements_where_the_targets_differ(html: str) -> None:
+    def row(rid: str) -> str:
+        text = html[html.index(f'id="req-{rid}"'):]
+        return text[: text.index("</tr>")]
+
+    # PRDR-06 failed on both targets; DSN-25 passed on exim and was non-strict on the other.
+    assert re.search(r'class="covered agree"', row("PRDR-06"))
+    assert re.search(r'class="covered differs"', row("DSN-25")) and "≠" in row("DSN-25")
+    # PRDR-07 ran on exim only: nothing to compare.
+    assert "agree" in row("PRDR-07").split(">")[0]
+    assert '<input type="checkbox" value="agree" checked>' in html
+    assert "<h2>Requirements × targets</h2>" in html
+    # each chip names its target and verdict on hover
+    assert 'title="smtp://127.0.0.1:2525: NON-STRICT — Reporting-MTA and field order"' in row("DSN-25")

@@ -26,7 +26,7 @@ from typing import Any
 import jsonschema
 
 from ...proxy.client import STEP_SCHEMA as PROXY_STEP_SCHEMA
-from ...proxy.client import canonical_v1, plan_from_step, send_header
+from ...proxy.client import V2_SIGNATURE, canonical_v1, canonical_v2, plan_from_step, send_header
 from ...smtp.client import ConnectionClosed, ReplyTimeout, SMTPClient
 from ...smtp.codec import SMTPProtocolError, dot_stuff
 from ...smtp.esmtp import format_path_args, parse_ehlo
@@ -244,9 +244,13 @@ class SessionRunner:
                 self._do_probe(client, record, step["probe"])
 
     def _do_probe(self, client: SMTPClient, record: SessionRecord, arg: Mapping[str, Any] | None) -> bool:
-        """A fresh connection (from a listed proxy, with a valid header): does a banner come?"""
+        """A fresh connection (from a listed proxy, with a valid header): does a banner come?
+
+        The header is of the session's own version: a receiver of v2 only (OpenSMTPD) is asked
+        with what it reads, so a probe after a v2 session judges survival, not v1 support."""
         source = (arg or {}).get("from", "listed")
-        header = canonical_v1() if source == "listed" else b""
+        v2 = record.proxy is not None and record.proxy.sent.startswith(V2_SIGNATURE)
+        header = (canonical_v2() if v2 else canonical_v1()) if source == "listed" else b""
         step = StepRecord("probe", header)
         record.steps.append(step)
         record.transcript.note(f"probe: a fresh connection from the {source} proxy address")

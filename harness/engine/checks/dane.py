@@ -155,8 +155,66 @@ def read_exim_log(logs: Mapping[str, Sequence[str]]) -> TargetLog | None:
     return out
 
 
+_PF_LINE = re.compile(r"^\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ (?P<prog>[\w./-]+)\[(?P<pid>\d+)\]: (?P<rest>.*)$")
+_PF_ENDPOINT = r"(?P<host>[^\s\[]+)\[(?P<addr>[^\]]+)\]:(?P<port>\d+)"
+_PF_DELIVERY = re.compile(r"^[0-9A-Za-z]+: to=<(?P<rcpt>[^>]*)>,(?: orig_to=<[^>]*>,)? relay=(?:none|"
+                          + _PF_ENDPOINT + r"),.*? status=(?P<status>\w+) \((?P<detail>.*)\)$")
+_PF_TLS = re.compile(r"^(?P<trust>Verified|Trusted|Untrusted|Anonymous) TLS connection established to "
+                     + _PF_ENDPOINT + r": (?P<proto>\S+) with cipher (?P<cipher>\S+)")
+_PF_DANE_MATCH = re.compile(r"^" + _PF_ENDPOINT + r": Matched DANE (?:EE|TA) certificate")
+_PF_KIND = {"sent": "delivered", "deferred": "deferred", "bounced": "bounced", "expired": "bounced"}
+_PF_REMARK = re.compile(r"TLSA|DANE|DNSSEC|dnssec|certificate|SNI|TLS is required|warning:")
+
+
+def read_postfix_log(logs: Mapping[str, Sequence[str]]) -> TargetLog | None:
+    """Postfix's maillog (smtp_tls_loglevel = 2). `to=<r>, relay=host[ip]:port, … status=sent|
+    deferred|bounced (detail)` per recipient; before it, from the same smtp process, "Verified|
+    Trusted|Untrusted|Anonymous TLS connection established to host[ip]:port" and, when a TLSA
+    record matched, "host[ip]:port: Matched DANE EE|TA certificate". Postfix logs no DNSSEC state
+    of its own: "Verified" after a DANE match means every lookup on the way was secure (with an
+    insecure MX it says "Trusted"), so that is read as the host's DNSSEC claim.
+    """
+    parsed = [(m, line) for line in logs.get("main", []) if (m := _PF_LINE.match(line))]
+    if not parsed or not any(m.group("prog").startswith("postfix") for m, _ in parsed):
+        return None
+    out = TargetLog("postfix")
+    # Per smtp process: the TLS state of its connection to each endpoint, and the DANE matches.
+    tls: dict[tuple[str, str], re.Match[str]] = {}
+    dane: set[tuple[str, str]] = set()
+    for m, line in parsed:
+        rest, pid = m.group("rest"), m.group("pid")
+        if not m.group("prog").endswith(("/smtp", "/lmtp")) or rest.startswith("SSL_connect:"):
+            continue
+        if (t := _PF_TLS.match(rest)):
+            tls[(pid, f"{t['host']}[{t['addr']}]:{t['port']}")] = t
+            out.remarks.append(line)
+            continue
+        if (d := _PF_DANE_MATCH.match(rest)):
+            dane.add((pid, f"{d['host']}[{d['addr']}]:{d['port']}"))
+            out.remarks.append(line)
+            continue
+        if (d := _PF_DELIVERY.match(rest)):
+            endpoint = (pid, f"{d['host']}[{d['addr']}]:{d['port']}") if d["host"] else None
+            t = tls.get(endpoint) if endpoint else None
+            trust = t["trust"] if t else None
+            verification = None
+            if trust == "Verified":
+                verification = "dane" if endpoint in dane else "pkix"
+            elif trust:
+                verification = {"Trusted": "trusted", "Untrusted": "none", "Anonymous": "none"}[trust]
+            out.decisions.append(Decision(
+                _PF_KIND.get(d["status"], d["status"]), d["rcpt"], host=d["host"], address=d["addr"],
+                port=int(d["port"]) if d["port"] else None, dnssec=verification == "dane",
+                tls=t["cipher"] if t else None, verification=verification, detail=d["detail"],
+                line=line))
+            continue
+        if _PF_REMARK.search(rest):
+            out.remarks.append(line)
+    return out
+
+
 # Readers tried in order; the first that understands the log wins. Add another target's here.
-LOG_READERS: dict[str, LogReader] = {"exim": read_exim_log}
+LOG_READERS: dict[str, LogReader] = {"exim": read_exim_log, "postfix": read_postfix_log}
 
 
 def target_log(obs: Observations) -> TargetLog | None:

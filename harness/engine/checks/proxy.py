@@ -45,6 +45,15 @@ BRACKETED = re.compile(rf"\[({_IP})\](?::(\d+))?")
 # written before the header is read and names the proxy, so it is not the session's identity.
 LOG_CLIENT = re.compile(rf"(?:\bH=|\bconnection from )(?:\S+ )?(?:\([^)]*\) )?\[({_IP})\](?::(\d+))?")
 LOG_PROXY = re.compile(rf"\bPRX=\[?({_IP})\]?(?::(\d+))?")
+# Postfix: "connect from name[ip]:port", "client=name[ip]:port", "NOQUEUE: reject: RCPT from
+# name[ip]:port", "lost connection after … from name[ip]:port" (smtpd_client_port_logging = yes).
+# With PROXY it logs the header's client only; the proxy's address appears nowhere.
+LOG_CLIENT_POSTFIX = re.compile(rf"(?:\bfrom |\bclient=)[^\s\[\]]*\[({_IP})\](?::(\d+))?")
+# OpenSMTPD: "<session> smtp connected address=IP host=NAME" (the client, the header's with
+# PROXY; no port) and "<session> smtp event=proxy address=IP" (the proxy). The empty group
+# stands for the port, so every pattern yields (address, port).
+LOG_CLIENT_OPENSMTPD = re.compile(rf"\bsmtp connected address=({_IP})()(?=\s|$)")
+LOG_PROXY_OPENSMTPD = re.compile(rf"\bsmtp event=proxy address=({_IP})()(?=\s|$)")
 RECEIVED = re.compile(rf"^Received: from .*?\[({_IP})\](?:\s*\(port=(\d+))?")
 CLOSE_NOTES = ("server closed the connection", "connection reset", "recv failed", "send failed")
 
@@ -131,10 +140,11 @@ def _log_identities(obs: Observations) -> tuple[list[Identity], list[Identity]]:
     for line in obs.logs.get("main", []):
         if "TCP/IP connection count" in line:
             continue
-        m = LOG_CLIENT.search(line)
+        m = (LOG_CLIENT.search(line) or LOG_CLIENT_POSTFIX.search(line)
+             or LOG_CLIENT_OPENSMTPD.search(line))
         if m and (a := _addr(*m.groups())):
             clients.append(Identity("log", a, line))
-        m = LOG_PROXY.search(line)
+        m = LOG_PROXY.search(line) or LOG_PROXY_OPENSMTPD.search(line)
         if m and (a := _addr(*m.groups())):
             proxies.append(Identity("log PRX=", a, line))
     for line in obs.logs.get("mailbox", []):
