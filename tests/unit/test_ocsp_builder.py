@@ -7,6 +7,7 @@ server-side checks use.
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -137,3 +138,19 @@ def test_delegated_responder_certificate_has_ocsp_signing(leaf: Leaf, signers: S
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert x509.oid.ExtendedKeyUsageOID.OCSP_SIGNING in eku
     assert cert.issuer == leaf.issuer_cert.subject
+
+
+# Found by `mtaconform fuzz self` (seed 1): a response whose CertID hash algorithm OID was
+# mutated made decode_response raise UnsupportedAlgorithm, which is not a ValueError.
+MUTATED_OID = base64.b64decode(
+    "MIIBGAoBAKCCAREwggENBgkrBgEFBQcwAQEEgf8wgfwwgaKiFgQUAZnFm0a+F0hg2FQExkxYZ1+igy8YDzIwMjYxMTI1MTUzODQ5"
+    "WjB3MHUwTTAJBgcrDgMCGgUABBRB9QKaD7+ZYlv5CGgYWR2tO4Q70wQUAZnFm0a+F0hg2FQExkxYZ1+igy8CFHmTVA2cUsm4rKEF"
+    "DJykTK26E3orgAAYDzIwMjYxMTI1MTQzODQ5WqARGA8yMDI2MTIwMjE1Mzg0OVowCgYIKoZIzj0EAwIDSQAwRgIhALYtRgrUpCdW"
+    "ZCTBj/Vttg7vgDFcBj+8rdUiYMFCjC8YAiEA9NlsxrMgrjtFyr74ONpwTRtrMrReuJPRWHRxXQ3qHgI=")
+
+
+def test_unknown_algorithm_oid_is_a_parse_error_not_a_crash(pki: PKI, leaf: Leaf) -> None:
+    decoded = decode_response(MUTATED_OID)
+    assert "not recognized" in decoded["parse_error"]
+    assessed = assess_response(MUTATED_OID, leaf.cert, pki.intermediate_certs[-1])
+    assert not assessed.acceptable and "not recognized" in assessed.problems[0]
