@@ -47,6 +47,7 @@ def campaign(ft: FuzzTarget, lane: str, out: Path, examples: int = 25, seed: int
 PLANTED = [
     ("crash", "smtp", "target-exited", b""),
     ("panic", "smtp", "panic-log", b"HELP"),
+    ("core", "smtp", "core-dump", b"RSET"),
     ("malformed", "smtp", "reply-grammar", b"RSET"),
     ("wrong_code", "smtp", "reply-code", b"NOOP"),
     ("extra_reply", "smtp", "unsolicited-reply|reply-code", b"MAIL"),
