@@ -16,7 +16,7 @@ A *staple spec* is scenario data that says which response to build for a certifi
       for: other              # a response about another certificate of world.pki
       serial: other           # the right issuer, another serial number         (§3.2 item 1)
       corrupt: signature      # signature: one bit of the signature flipped; der: not DER at all;
-                              # truncated: the response cut short
+                              # truncated: the response cut short; stub: its first two bytes only
       response_status: try_later   # a non-successful OCSPResponse (§2.3), no responseBytes
       hash: sha1              # CertID hash algorithm: sha1 (default) | sha256
       nonce: <hex>            # a nonce extension in the response (§4.4.1)
@@ -74,7 +74,7 @@ STAPLE_SCHEMA: dict[str, Any] = {
         "responder_id": {"enum": ["key", "name"]},
         "for": {"type": "string", "description": "another certificate of world.pki"},
         "serial": {"enum": ["other"]},
-        "corrupt": {"enum": ["signature", "der", "truncated"]},
+        "corrupt": {"enum": ["signature", "der", "truncated", "stub"]},
         "response_status": {"enum": sorted(RESPONSE_STATUSES)},
         "hash": {"enum": ["sha1", "sha256"]},
         "nonce": {"type": "string", "pattern": "^([0-9a-fA-F]{2})+$"},
@@ -276,6 +276,8 @@ def _finish(der: bytes, spec: Mapping[str, Any]) -> bytes:
         return _flip_signature_bit(der)
     if corrupt == "truncated":
         return der[: len(der) * 2 // 3]
+    if corrupt == "stub":  # a SEQUENCE header and nothing after it (the ocsp fuzz lane's find)
+        return der[:2]
     if corrupt == "der":  # not an OCSPResponse at all: an OCTET STRING of text
         text = b"this is not an OCSP response"
         return bytes([0x04, len(text)]) + text

@@ -75,6 +75,13 @@ EXPECTED: dict[str, tuple[str, dict[tuple[str, str, str], str]]] = {
                                                       ("queued", "OCSP-07", "SHOULD"): "non-strict"}),
     "ocsp-client-malformed": ("pass", {}),
     "ocsp-client-truncated": ("pass", {}),
+    # Found by the ocsp fuzz lane: a staple that is only a SEQUENCE header (30 82), and one whose
+    # responseStatus is internalError (no certificate status at all), are accepted with OCSP and
+    # TLS required, and the message is delivered over TLS; a staple cut by a third is refused.
+    "ocsp-client-stub": ("fail", {("staple_rejected", "OCSP-06", "MUST"): "fail",
+                                  ("queued", "OCSP-06", "MUST"): "fail"}),
+    "ocsp-client-unsuccessful": ("fail", {("staple_rejected", "OCSP-06", "MUST"): "fail",
+                                          ("queued", "OCSP-06", "MUST"): "fail"}),
     "ocsp-client-delegated-good": ("pass", {}),
     "ocsp-client-unknown": ("pass", {}),
     "ocsp-client-no-staple-opportunistic": ("pass", {}),
