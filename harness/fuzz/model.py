@@ -94,6 +94,7 @@ class Finding:
         self.hits += 1
         if len(json.dumps(case, default=str)) < len(json.dumps(self.case, default=str)):
             self.case = case
+            self.message = "; ".join(f"{v.oracle}: {v.message}" for v in execution.violations)
             self.violations = [violation_json(v) for v in execution.violations]
             self.evidence = [evidence_json(e) for e in execution.evidence]
 

@@ -17,18 +17,18 @@ from .model import Finding, unb64
 from ..smtp.transcript import visible
 
 
-def case_bytes(case: Any) -> str:
-    """The bytes a case sends, for the report (byte scripts), or the case as JSON."""
+def case_bytes(case: Any) -> tuple[str, str]:
+    """(heading, text): the bytes a byte script sends, or the case itself as JSON."""
     if isinstance(case, dict) and isinstance(case.get("steps"), list):
         try:
             parts = []
             for s in case["steps"]:
                 if s.get("send"):
                     parts.append(visible(unb64(s["send"])))
-            return "".join(parts) or "(nothing sent)"
+            return "Bytes sent", "".join(parts) or "(nothing sent)"
         except (ValueError, TypeError):
             pass
-    return json.dumps(case, indent=2, default=str)
+    return "Case", json.dumps(case, indent=2, default=str)
 
 
 def _finding_view(f: Finding, lane: Lane) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def _finding_view(f: Finding, lane: Lane) -> dict[str, Any]:
                         for e in v.get("evidence", []))
     return {"oracles": f.oracles, "message": f.message, "file": f.file, "hits": f.hits,
             "violations": f.violations, "summary": lane.describe_case(f.case),
-            "bytes": case_bytes(f.case), "evidence": evidence}
+            "bytes_heading": case_bytes(f.case)[0], "bytes": case_bytes(f.case)[1], "evidence": evidence}
 
 
 def write_campaign_report(result: CampaignResult, lane: Lane, out_dir: Path, started: str,

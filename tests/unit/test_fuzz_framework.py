@@ -15,7 +15,7 @@ from harness.engine.yamlsrc import InputError
 from harness.fuzz.campaign import Budget, Campaign
 from harness.fuzz.lanes.base import Context, Lane
 from harness.fuzz.lanes.selfcheck import PARSERS, SelfLane
-from harness.fuzz.model import Execution, Finding, Stats, Violation
+from harness.fuzz.model import Execution, Finding, Stats, Violation, violation_json
 from harness.fuzz.oracles import ANY, MORE, code_problem, reply_code_violations, unsolicited
 from harness.fuzz.run import replay_once
 from harness.fuzz.script import Script, Step, after_ambiguity
@@ -143,3 +143,29 @@ def test_self_lane_catches_a_parser_that_raises_the_wrong_error(monkeypatch: pyt
     assert crashes and "IndexError" in crashes[0].message
     assert b"\x00" in base64.b64decode(crashes[0].case["data"])  # the byte that trips it
     assert replay_once(SelfLane(), None, crashes[0].case, reply_timeout=1.0) is not None
+
+
+def test_report_shows_each_finding_with_its_oracle_bytes_and_evidence(tmp_path: Path) -> None:
+    from harness.fuzz.report import write_campaign_report
+
+    result = Campaign(PlantedLane(), None, seed=7, budget=Budget(examples=200), out_dir=tmp_path).run()
+    script = Script((Step(b"", 1, expect=("BANNER",)), Step(b"NOOP\x00\r\n", 1, expect=("NOOP",))))
+    ex = Execution(violations=[Violation("reply-code", "354 in answer to NOOP", "RFC 5321 §4.3.2")])
+    result.findings.append(Finding("smtp", ["reply-code"], "reply-code: 354 in answer to NOOP",
+                                   script.to_json(), [violation_json(v) for v in ex.violations], [],
+                                   {"name": "t"}, 7, "now", file="findings/smtp-002-reply-code.json"))
+    paths = write_campaign_report(result, PlantedLane(), tmp_path, "now")
+    html = paths["html"].read_text()
+    assert "2 finding(s)" in html and "reply-code" in html and "planted" in html
+    assert "Bytes sent" in html and "NOOP\\x00\\r\\n" in html  # bytes shown escaped
+    assert "<h4>Case</h4>" in html  # a case that is not a byte script: as JSON
+    assert "mtaconform replay findings/smtp-002-reply-code.json" in html
+    stats = json.loads(paths["stats"].read_text())
+    assert stats["seed"] == 7 and len(stats["findings"]) == 2
+
+
+def test_a_smaller_case_met_again_replaces_the_saved_one() -> None:
+    f = Finding("planted", ["planted"], "planted: boom on [5, -3, 1000]", [5, -3, 1000], [], [], {}, 1, "now")
+    f.met_again([-1, 1000], Execution(violations=[Violation("planted", "boom on [-1, 1000]")]))
+    f.met_again([7, 8, -1, 1000], Execution(violations=[Violation("planted", "boom")]))
+    assert f.hits == 3 and f.case == [-1, 1000] and f.message == "planted: boom on [-1, 1000]"
