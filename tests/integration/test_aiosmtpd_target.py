@@ -19,7 +19,7 @@ from harness.engine.checks import all_checks
 from harness.engine.runner import RunOptions, Runner
 from harness.report.model import ScenarioResult
 from harness.targets.spec import builtin_names, resolve
-from support.harness import needs_root, scenario
+from support.harness import assert_pinned, needs_root, scenario
 from support.leftovers import leftovers
 
 pytestmark = [needs_root, pytest.mark.integration]
@@ -66,11 +66,7 @@ def test_builtin_spec() -> None:
 def test_scenario(sid: str, aiosmtpd: Callable[[str], ScenarioResult]) -> None:
     verdict, reason, not_passing = EXPECTED[sid]
     res = aiosmtpd(sid)
-    got = {(c.check, c.requirement): c.verdict for c in res.checks if c.verdict != "pass"}
-    detail = [(c.check, c.requirement, c.verdict, c.message) for c in res.checks]
-    assert (res.verdict, got) == (verdict, not_passing), (res.reason, res.traceback, detail)
-    if reason:
-        assert reason in (res.reason or ""), res.reason
+    assert_pinned(res, verdict, not_passing, reason)
     if sid == "proxy-v1-tcp4":  # the log is evidence, and names client and proxy apart
         log = next(e.content for e in res.evidence if e.label == "target main log")
         assert "H=(client.test) [203.0.113.7]:40123 PRX=[192.0.2.11]:" in log, log

@@ -19,6 +19,7 @@ import pytest
 from harness.lab import netns, records
 from harness.lab.lab import Lab
 from support.harness import ROOT, needs_root
+from support.leftovers import alive
 
 pytestmark = [needs_root, pytest.mark.integration]
 
@@ -39,15 +40,6 @@ def labs_of(pid: int) -> set[str]:
 
 def processes_in(names: set[str]) -> list[int]:
     return [pid for name in names for pid in netns.pids(name)]
-
-
-def alive(pid: int) -> bool:
-    """Running, not merely a zombie waiting for a parent that may never reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def wait_gone(pids: list[int], timeout: float = 5) -> list[int]:

@@ -18,7 +18,7 @@ from harness.engine.checks import all_checks
 from harness.engine.runner import RunOptions, Runner
 from harness.report.model import ScenarioResult
 from harness.targets.spec import resolve
-from support.harness import needs_root, scenario
+from support.harness import assert_pinned, needs_root, scenario
 from support.leftovers import leftovers
 
 pytestmark = [needs_root, pytest.mark.integration]
@@ -76,11 +76,7 @@ def opensmtpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[st
 def test_scenario(sid: str, opensmtpd: Callable[[str], ScenarioResult]) -> None:
     verdict, reason, not_passing = EXPECTED[sid]
     res = opensmtpd(sid)
-    got = {(c.check, c.requirement): c.verdict for c in res.checks if c.verdict != "pass"}
-    detail = [(c.check, c.requirement, c.verdict, c.message) for c in res.checks]
-    assert (res.verdict, got) == (verdict, not_passing), (res.reason, res.traceback, detail)
-    if reason:
-        assert reason in (res.reason or ""), res.reason
+    assert_pinned(res, verdict, not_passing, reason)
     if sid == "dsn-failure-rcpt":  # the bounce went to the sink, named after the lab's host
         bounce = next(e.content for e in res.evidence if e.label.startswith("DSN sink"))
         text = "".join(str(ev["data"]) for ev in bounce)

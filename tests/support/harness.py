@@ -127,3 +127,14 @@ def missing_unit_tests(unit_covered: Mapping[Any, str]) -> list[str]:
         if f"def {name}(" not in (ROOT / path).read_text():
             missing.append(ref)
     return missing
+
+
+def assert_pinned(res: ScenarioResult, verdict: str, not_passing: Mapping[tuple[str, str], str],
+                  reason: str | None = None) -> None:
+    """RES came out as pinned: the scenario's verdict, every check that did not pass (by check
+    and requirement), and words of the reason when given."""
+    got = {(c.check, c.requirement): c.verdict for c in res.checks if c.verdict != "pass"}
+    detail = [(c.check, c.requirement, c.verdict, c.message) for c in res.checks]
+    assert (res.verdict, got) == (verdict, dict(not_passing)), (res.reason, res.traceback, detail)
+    if reason:
+        assert reason in (res.reason or ""), res.reason
